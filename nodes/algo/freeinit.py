@@ -1,0 +1,97 @@
+"""FreeInit noise re-initialisation (arXiv 2312.07537; official code MIT, TianxingWu/FreeInit), in sigma space.
+
+Between two sampling passes FreeInit re-noises the previous result z0 to a high noise level with the FIRST pass's
+noise, keeps the spatio-temporal low band of that, and fills the high band with fresh noise:
+
+    z'_T = IFFT( M * FFT(renoise(z0, eps_0, sigma_T)) + (1 - M) * FFT(eta) )
+
+Everything here is in "noise units": the tensor a NOISE object hands to the sampler, which the sampler scales to
+its starting level. For flow-matching models (x = (1 - s) x0 + s eps, sigma_max = 1) noise units are x itself;
+for variance-exploding sigma spaces (x = x0 + s eps: EPS, V, EDM and Cosmos RFlow models) they are
+x / sqrt(1 + s^2), the variance-preserving latent the original method works with (diffusers' add_noise).
+
+Default re-noise level. The paper re-noises at t = 999 of the SD/AnimateDiff schedule, sqrt(alphabar) = 0.04-0.07.
+For discrete EPS/V models we use the model's own training sigma at t = 999. A flow model at sigma = 1 would keep
+nothing, so for flow models we use the sigma with the same signal-to-noise ratio as SD's default
+(sigma_SD = 14.6146, sqrt(alphabar) = 0.0683): (1 - s) / s = 1 / sigma_SD  =>  s = sigma_SD / (1 + sigma_SD) = 0.93596.
+Continuous VE models (EDM, Cosmos) get sigma_SD itself.
+"""
+from __future__ import annotations
+
+import math
+from typing import List
+
+import torch
+
+from .spectral import LowPassFilter, frequency_mix
+
+# SD 1.x scaled_linear betas (0.00085 -> 0.012, 1000 steps): sigma at t = 999.
+SD_SIGMA_AT_T999 = 14.614641
+FLOW_SNR_MATCHED_SIGMA = SD_SIGMA_AT_T999 / (1.0 + SD_SIGMA_AT_T999)  # 0.935957
+VE_SNR_MATCHED_SIGMA = SD_SIGMA_AT_T999
+
+FLOW = "flow"                  # x = (1 - s) x0 + s eps
+VARIANCE_EXPLODING = "ve"      # x = x0 + s eps
+
+
+def renoise(z0: torch.Tensor, noise: torch.Tensor, sigma: float, parameterisation: str) -> torch.Tensor:
+    """Forward-diffuse z0 to `sigma` with `noise`, returned in noise units (see module doc)."""
+    if parameterisation == FLOW:
+        if not 0.0 < sigma <= 1.0:
+            raise ValueError(f"a flow-matching re-noise sigma must lie in (0, 1], got {sigma}")
+        return (1.0 - sigma) * z0 + sigma * noise
+    if parameterisation == VARIANCE_EXPLODING:
+        if sigma <= 0.0:
+            raise ValueError(f"re-noise sigma must be > 0, got {sigma}")
+        return (z0 + sigma * noise) / math.sqrt(1.0 + sigma * sigma)
+    raise ValueError(f"unknown parameterisation {parameterisation!r}")
+
+
+def signal_fraction(sigma: float, parameterisation: str) -> float:
+    """How much of z0's amplitude survives re-noising at sigma (sqrt(alphabar) in the paper's terms)."""
+    if parameterisation == FLOW:
+        return 1.0 - sigma
+    return 1.0 / math.sqrt(1.0 + sigma * sigma)
+
+
+def reinitialise(z0: torch.Tensor, first_noise: torch.Tensor, fresh_noise: torch.Tensor, lpf: LowPassFilter,
+                 sigma: float, parameterisation: str) -> torch.Tensor:
+    """The FreeInit starting noise: low band of renoise(z0, first_noise), high band of fresh_noise.
+
+    z0: the previous pass's result in the model's latent space ([B,C,T,H,W] or a [T,C,H,W] frame batch).
+    first_noise, fresh_noise: standard normal tensors of z0's shape. Returns noise units, z0's dtype; the FFT runs
+    in float32.
+    """
+    for name, t in (("first_noise", first_noise), ("fresh_noise", fresh_noise)):
+        if t.shape != z0.shape:
+            raise ValueError(f"{name} has shape {tuple(t.shape)}, the latent {tuple(z0.shape)}")
+    noised = renoise(z0.to(torch.float32), first_noise.to(torch.float32), sigma, parameterisation)
+    return frequency_mix(noised, fresh_noise.to(torch.float32), lpf).to(z0.dtype)
+
+
+def coarse_to_fine_steps(total_steps: int, pass_index: int, passes: int) -> int:
+    """Steps for pass i (0-based) of N with the official 'fast sampling': ceil(steps * (i + 1) / N)."""
+    return max(1, math.ceil(total_steps * (pass_index + 1) / passes))
+
+
+def resample_schedule(sigmas: torch.Tensor, steps: int) -> torch.Tensor:
+    """A `steps`-step version of a descending sigma schedule with the same shape.
+
+    The schedule is read as a piecewise-linear function of the step position in [0, 1] and sampled at steps + 1
+    evenly spaced positions, so its end points, shift and spacing carry over whatever scheduler made it.
+    """
+    n = sigmas.numel() - 1
+    if steps >= n:
+        return sigmas
+    position = torch.linspace(0.0, float(n), steps + 1, dtype=torch.float64)
+    lower = position.floor().clamp(max=n - 1).long()
+    frac = (position - lower.to(torch.float64))
+    s = sigmas.detach().to("cpu", torch.float64)
+    out = s[lower] * (1.0 - frac) + s[lower + 1] * frac
+    out[-1] = s[-1]
+    return out.to(sigmas.device, sigmas.dtype)
+
+
+def pass_seeds(seed: int, passes: int) -> List[int]:
+    """Seeds for the fresh high-frequency noise of passes 1..N-1: seed + pass index (reproducible)."""
+    return [int(seed) + i for i in range(1, passes)]
