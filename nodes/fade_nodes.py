@@ -194,8 +194,8 @@ class DDIMInvert(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, conditioning, latent, sigmas, cfg: float, refine: int, negative=None) -> io.NodeOutput:
+        validate_video_latent(latent["samples"])   # before fix_empty_latent_channels turns 4-D into 1-frame 5-D
         samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
-        validate_video_latent(samples)
         validate_schedule(sigmas)
         if torch.count_nonzero(samples) == 0:
             raise ValueError("the latent is empty (all zeros); connect the VAE-encoded source video (VAEEncode)")

@@ -1,0 +1,410 @@
+"""FADE inside a real ComfyUI: inversion accuracy on an analytic model, the modulated sampler against stock ddim,
+the gradient against finite differences on every architecture, early exit, and errors for bad input."""
+import logging
+import math
+
+import pytest
+import torch
+
+import harness
+import tiny_models as tm
+
+FADE_VARIANTS = ["wan21", "wan22_5b", "hunyuan_video", "ltxv", "mochi", "cosmos1", "cosmos_predict2"]
+
+
+@pytest.fixture(scope="module")
+def models():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = tm.build(name)
+        return cache[name]
+    return get
+
+
+def schedule(model, steps, scheduler="simple"):
+    import comfy.samplers
+    return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps).cpu()
+
+
+def source_latent(name, seed=1):
+    v = tm.variant(name)
+    size = 2 * v.s_stride * max(v.patch[1], 2)
+    return tm.latent(name, 1 + 2 * v.t_stride, size, size, seed=seed)
+
+
+def invert(model, latent, sigmas, refine=0, cond=None):
+    cond = cond if cond is not None else tm.conditioning(_family(model), 3)
+    return harness.call_node("FADE_DDIMInvert", model=model, conditioning=cond, latent=latent, sigmas=sigmas,
+                             cfg=1.0, refine=refine)
+
+
+def _family(model):
+    return getattr(model, "fadetest_family", "wan21")
+
+
+def guide(model, trajectory, source, lpf=None, **settings):
+    lpf = lpf or harness.call_node("FADE_GaussianLPF3D", filter_type="box", spatial_cutoff=0.67,
+                                   temporal_cutoff=1.0, butterworth_order=4)[0]
+    inputs = dict(sketch_blocks=2, strength=1.0, guided_fraction=1.0, feature="attention", spectrum="2d",
+                  normalisation="unit", ratio_min=0.33, ratio_max=3.0)
+    inputs.update(settings)
+    return harness.call_node("FADE_SketchSpectrumGuide", model=model, trajectory=trajectory,
+                             source_conditioning=source, filter=lpf, **inputs)[0]
+
+
+def sample(model, noise, latent, sigmas, sampler, positive, negative=None, cfg=1.0):
+    """SamplerCustomAdvanced's path: guider.sample(noise.generate_noise(latent), ...)."""
+    import comfy.samplers
+    guider = comfy.samplers.CFGGuider(model)
+    conds = {"positive": positive}
+    if negative is not None:
+        conds["negative"] = negative
+    guider.inner_set_conds(conds)
+    guider.set_cfg(cfg)
+    with torch.inference_mode():
+        return guider.sample(noise.generate_noise(latent), latent["samples"], sampler, sigmas, disable_pbar=True,
+                             seed=0)
+
+
+def modulated(blend_fraction=0.7, mask=None):
+    inputs = dict(blend_fraction=blend_fraction)
+    if mask is not None:
+        inputs["mask"] = mask
+    return harness.call_node("FADE_ModulatedDDIMSampler", **inputs)[0]
+
+
+def guide_of(model):
+    fade = harness.pack_module("nodes.fade_nodes")
+    return fade.find_guide({"transformer_options": {"wrappers": model.wrappers}})
+
+
+# ----------------------------------------------------------------------------------------------- analytic model
+class AnalyticDiT(torch.nn.Module):
+    """Stands in for a DiT: the exact denoiser of Gaussian data x0 ~ N(mean, std^2), expressed as the model output
+    ComfyUI expects ((x - D(x)) / sigma for both CONST and EPS sampling), with sigma read from
+    transformer_options as the real blocks see it."""
+
+    def __init__(self, flow, wrapped, mean=0.3, std=0.8):
+        super().__init__()
+        self.flow, self.mean, self.std = flow, mean, std
+        self.dtype = torch.float32
+        object.__setattr__(self, "_wrapped", wrapped)   # not a submodule: only answers attribute look-ups
+
+    def __getattr__(self, name):
+        # the BaseModel reads a few attributes of the real DiT (e.g. Wan's patch_embedding for concat inputs)
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(object.__getattribute__(self, "_wrapped"), name)
+
+    def forward(self, xc, t, transformer_options={}, **kwargs):
+        s = transformer_options["sigmas"].reshape(-1, *([1] * (xc.ndim - 1))).to(xc.dtype)
+        x = xc if self.flow else xc * (s * s + 1).sqrt()
+        m, v = self.mean, self.std ** 2
+        a = (1 - s) if self.flow else torch.ones_like(s)
+        denoised = m + a * v / (a * a * v + s * s) * (x - a * m)
+        return (x - denoised) / s
+
+
+def analytic_model(flow):
+    from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete
+    model = tm.build("wan21").clone()
+    model.add_object_patch("diffusion_model", AnalyticDiT(flow, model.get_model_object("diffusion_model")))
+    if not flow:
+        model = ModelSamplingDiscrete().patch(model, "eps", False)[0]
+    return model
+
+
+@pytest.mark.parametrize("flow", [True, False], ids=["flow-shift8", "eps"])
+def test_inversion_round_trip_on_an_analytic_model(flow):
+    import comfy.samplers
+    model = analytic_model(flow)
+    gen = torch.Generator().manual_seed(0)
+    x0 = 0.3 + 0.8 * torch.randn(1, 16, 3, 6, 6, generator=gen)
+    latent = {"samples": tm.latent_format("wan21").process_out(x0)}
+    cond = tm.conditioning("wan21", 1)
+    ddim = comfy.samplers.sampler_object("ddim")
+
+    def error(steps, refine):
+        sigmas = schedule(model, steps, "simple" if flow else "normal")
+        noise, _ = invert(model, latent, sigmas, refine, cond)
+        out = sample(model, noise, latent, sigmas, ddim, cond)
+        return float((out - latent["samples"]).norm() / latent["samples"].norm())
+
+    e10, e20, e40 = error(10, 0), error(20, 0), error(40, 0)
+    assert e10 > e20 > e40 > 1e-4
+    assert 1.4 < e10 / e20 < 3.0 and 1.4 < e20 / e40 < 3.0      # about 1/steps
+    assert error(50, 4) <= 1e-4
+
+
+def test_trajectory_starts_at_the_source_and_noise_starts_the_sampler_there(models):
+    model = models("wan21")
+    latent = source_latent("wan21")
+    sigmas = schedule(model, 5)
+    noise, trajectory = invert(model, latent, sigmas)
+    assert len(trajectory.latents) == 6
+    source = tm.latent_format("wan21").process_in(latent["samples"])
+    torch.testing.assert_close(trajectory.latents[0], source)
+    # flow at sigma_max = 1: the sampler's start noise_scaling(1, n, latent) is n itself
+    assert torch.equal(noise.generate_noise(latent), trajectory.latents[-1])
+    import comfy.model_management as mm
+    assert trajectory.latents[-1].device == mm.intermediate_device()
+
+
+# ----------------------------------------------------------------------------------------------- sampler
+@pytest.mark.parametrize("name", ["wan21", "cosmos1"])
+def test_unguided_and_zero_strength_are_bit_identical_to_stock_ddim(models, name):
+    import comfy.samplers
+    model = models(name)
+    latent = source_latent(name)
+    sigmas = schedule(model, 4)
+    src, tgt, neg = (tm.conditioning(name, i) for i in (1, 2, 3))
+    noise, trajectory = invert(model, latent, sigmas, 1, neg)
+    stock = sample(model, noise, latent, sigmas, comfy.samplers.sampler_object("ddim"), tgt, neg, cfg=3.0)
+    plain = sample(model, noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
+    assert torch.equal(stock, plain)
+    off = sample(guide(model, trajectory, src, strength=0.0), noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
+    assert torch.equal(stock, off)
+
+
+@pytest.mark.parametrize("name", FADE_VARIANTS)
+def test_guided_edit_runs_on_every_architecture(models, name):
+    model = models(name)
+    latent = source_latent(name)
+    sigmas = schedule(model, 5)
+    src, tgt, neg = (tm.conditioning(name, i) for i in (1, 2, 3))
+    noise, trajectory = invert(model, latent, sigmas, 0, neg)
+    guided = guide(model, trajectory, src, guided_fraction=0.6, sketch_blocks=2)
+    out = sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=2.0)
+    assert out.shape == latent["samples"].shape and torch.isfinite(out).all()
+    g = guide_of(guided)
+    assert len(g.last_run_energies) == 3                      # round(5 * 0.6) guided steps
+    assert g.last_run_energies[0] == pytest.approx(0.0, abs=1e-9)   # step 0 starts on the trajectory
+    assert all(e > 0 for e in g.last_run_energies[1:])
+
+
+def test_summed_energy_falls_as_strength_rises(models):
+    model = models("wan21")
+    latent = source_latent("wan21", seed=5)
+    sigmas = schedule(model, 8)
+    src, tgt, neg = (tm.conditioning("wan21", i, text=t) for i, t in ((1, "src"), (2, "tgt"), (3, "")))
+    noise, trajectory = invert(model, latent, sigmas, 1, neg)
+    totals = []
+    # The tiny random DiT's energy landscape is sharp (a per-element step of ~0.05 already reaches its minimum),
+    # so strengths stay in the range where a normalised descent step cannot overshoot.
+    for strength in (1e-3, 0.1, 0.4):
+        guided = guide(model, trajectory, src, strength=strength, sketch_blocks=2, guided_fraction=1.0)
+        sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
+        totals.append(sum(guide_of(guided).last_run_energies))
+    assert totals[0] > totals[1] > totals[2]
+
+
+def test_cfg_relative_normalisation_runs_and_moves_the_result(models):
+    model = models("wan21")
+    latent = source_latent("wan21")
+    sigmas = schedule(model, 4)
+    src, tgt, neg = (tm.conditioning("wan21", i) for i in (1, 2, 3))
+    noise, trajectory = invert(model, latent, sigmas, 0, neg)
+    unguided = sample(model, noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
+    guided = guide(model, trajectory, src, normalisation="cfg-relative", strength=5000.0, spectrum="3d")
+    out = sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
+    assert torch.isfinite(out).all() and not torch.equal(out, unguided)
+
+
+def test_mask_blends_the_background_toward_the_source(models):
+    model = models("wan21")
+    latent = source_latent("wan21")
+    sigmas = schedule(model, 4)
+    src, tgt, neg = (tm.conditioning("wan21", i) for i in (1, 2, 3))
+    noise, trajectory = invert(model, latent, sigmas, 0, neg)
+    guided = guide(model, trajectory, src)
+    frames, h, w = 9, 32, 32
+    mask = torch.zeros(frames, h, w)                            # nothing to edit: everything is background
+    out = sample(guided, noise, latent, sigmas, modulated(blend_fraction=1.0, mask=mask), tgt, neg, cfg=3.0)
+    torch.testing.assert_close(out, latent["samples"], atol=1e-4, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------- gradient
+def make_probe(check):
+    """A KSAMPLER whose function hands a live GuideRun (real guider, conds, options) to `check`."""
+    import comfy.samplers
+    fade = harness.pack_module("nodes.fade_nodes")
+
+    def probe(model, x, sigmas, extra_args=None, callback=None, disable=None):
+        g = fade.find_guide(extra_args.get("model_options"))
+        check(fade.GuideRun(g, model, x, sigmas, extra_args), x, sigmas)
+        return x
+    return comfy.samplers.KSAMPLER(probe)
+
+
+# ComfyUI's model code runs a few steps in float32 whatever the model dtype: Wan's patch embedding (x.float()),
+# HunyuanVideo's and Predict2's rotary embedding (q, k cast to float32). Those bound how closely a float64
+# finite difference can agree, so they get a larger step and tolerance. Cosmos 1.0 does not run in float64 at all
+# (its norms mix dtypes), so it is checked in float32.
+FLOAT32_ISLANDS = {"wan21": ["patch_embedding"], "wan22_5b": ["patch_embedding"], "hunyuan_video": [],
+                   "cosmos_predict2": []}
+FLOAT32_ONLY = {"cosmos1"}
+
+
+@pytest.mark.parametrize("name", FADE_VARIANTS)
+def test_gradient_equals_central_finite_difference(name):
+    model = tm.build(name)                # own copy: converted to float64 in place
+    dm = model.get_model_object("diffusion_model")
+    dtype = torch.float32 if name in FLOAT32_ONLY else torch.float64
+    with torch.inference_mode():         # as a loader would: the weights stay inference tensors
+        dm.to(dtype)
+        for island in FLOAT32_ISLANDS.get(name, []):
+            getattr(dm, island).to(torch.float32)
+    if hasattr(dm, "dtype"):
+        dm.dtype = dtype
+    latent = source_latent(name)
+    latent = {"samples": latent["samples"].to(dtype)}
+    sigmas = schedule(model, 4).to(dtype)
+    src = [[c.to(dtype), {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v)
+                          for k, v in extra.items()}] for c, extra in tm.conditioning(name, 1)]
+    noise, trajectory = invert(model, latent, sigmas, 0, src)
+    guided = guide(model, trajectory, src, sketch_blocks=2, spectrum="3d",
+                   lpf=harness.call_node("FADE_GaussianLPF3D", filter_type="gaussian", spatial_cutoff=0.5,
+                                         temporal_cutoff=0.5, butterworth_order=4)[0])
+    results = {}
+
+    def check(run, x, sigmas_run):
+        step = 1
+        z = trajectory.at_step(step, x.device, dtype) + 0.1 * torch.randn(
+            x.shape, generator=torch.Generator().manual_seed(3), dtype=dtype)
+        sigma = sigmas_run[step] * x.new_ones([x.shape[0]])
+        grad = run.gradient(step, z, sigma).double()
+        direction = torch.randn(z.shape, generator=torch.Generator().manual_seed(4), dtype=dtype)
+        references = run._reference(step, sigma, z)
+        fade_sketch = harness.pack_module("nodes.algo.sketch")
+
+        def energy(v):
+            with torch.no_grad():
+                feats = run._features(v, sigma, for_gradient=False)
+                return float(fade_sketch.sketch_energy(feats, references, [run.band] * len(feats), "3d"))
+        h = 1e-2 if name in FLOAT32_ONLY else 1e-3 if name in FLOAT32_ISLANDS else 1e-5
+        fd = (energy(z + h * direction) - energy(z - h * direction)) / (2 * h)
+        results["analytic"], results["fd"] = float((grad * direction).sum()), fd
+
+    import comfy.samplers
+    guider = comfy.samplers.CFGGuider(guided)
+    guider.inner_set_conds({"positive": src})
+    with torch.inference_mode():
+        guider.sample(noise.generate_noise(latent), latent["samples"], make_probe(check), sigmas,
+                      disable_pbar=True, seed=0)
+    assert results["fd"] != 0.0
+    tolerance = 1e-2 if name in FLOAT32_ONLY else 1e-3 if name in FLOAT32_ISLANDS else 1e-6
+    assert results["analytic"] == pytest.approx(results["fd"], rel=tolerance)
+
+
+@pytest.mark.parametrize("name", ["wan21", "hunyuan_video", "cosmos1"])
+@pytest.mark.parametrize("feature", ["attention", "block"])
+def test_gradient_pass_runs_only_the_sketch_blocks(models, name, feature):
+    model = models(name)
+    arch_mod = harness.pack_module("nodes.architectures")
+    latent = source_latent(name)
+    sigmas = schedule(model, 4)
+    src = tm.conditioning(name, 1)
+    noise, trajectory = invert(model, latent, sigmas, 0, src)
+    k = tm.variant(name).num_blocks // 2 if name != "hunyuan_video" else 1   # Hunyuan: 2 double blocks
+    guided = guide(model, trajectory, src, sketch_blocks=k, feature=feature)
+    entered = []
+
+    def check(run, x, sigmas_run):
+        blocks = run.arch.block_list(run.base_model.diffusion_model)
+        handles = [b.register_forward_pre_hook(lambda m, a, i=i: entered.append(i)) for i, b in enumerate(blocks)]
+        try:
+            run.gradient(1, x, sigmas_run[1] * x.new_ones([x.shape[0]]))
+        finally:
+            for h in handles:
+                h.remove()
+
+    import comfy.samplers
+    guider = comfy.samplers.CFGGuider(guided)
+    guider.inner_set_conds({"positive": src})
+    with torch.inference_mode():
+        guider.sample(noise.generate_noise(latent), latent["samples"], make_probe(check), sigmas,
+                      disable_pbar=True, seed=0)
+    assert sorted(set(entered)) == list(range(k))
+    assert len(arch_mod.find_architecture(model.get_model_object("diffusion_model")).block_list(
+        model.get_model_object("diffusion_model"))) > k
+
+
+def test_other_nodes_sharing_the_model_keep_working(models):
+    import comfy.samplers
+    model = models("hunyuan_video")
+    latent = source_latent("hunyuan_video")
+    sigmas = schedule(model, 3)
+    src, tgt, neg = (tm.conditioning("hunyuan_video", i) for i in (1, 2, 3))
+    before = tm.sample(model, tm.latent("hunyuan_video", 9, 32, 32), tgt, neg, steps=3, seed=9)
+    noise, trajectory = invert(model, latent, sigmas, 0, neg)
+    sample(guide(model, trajectory, src), noise, latent, sigmas, modulated(), tgt, neg, cfg=2.0)
+    after = tm.sample(model, tm.latent("hunyuan_video", 9, 32, 32), tgt, neg, steps=3, seed=9)
+    assert torch.equal(before, after)
+    assert model.wrappers.get("sampler_sample", {}).get("fade_freeinit") is None   # the input MODEL is unpatched
+
+
+def test_interrupt_inside_the_gradient_pass_stops_and_leaves_nothing_patched(models):
+    import comfy.model_management as mm
+    model = models("wan21")
+    latent = source_latent("wan21")
+    sigmas = schedule(model, 4)
+    src, tgt = tm.conditioning("wan21", 1), tm.conditioning("wan21", 2)
+    noise, trajectory = invert(model, latent, sigmas, 0, src)
+    guided = guide(model, trajectory, src)
+    dm = model.get_model_object("diffusion_model")
+    calls = {"n": 0}
+
+    def interrupt_on_second_sketch_block(module, args):
+        calls["n"] += 1
+        if calls["n"] == 2:          # 1: step 0's reference pass, 2: its gradient pass
+            mm.interrupt_current_processing(True)
+
+    handle = dm.blocks[1].register_forward_pre_hook(interrupt_on_second_sketch_block)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            sample(guided, noise, latent, sigmas, modulated(), tgt)
+    finally:
+        handle.remove()
+        mm.interrupt_current_processing(False)
+    assert not dm.blocks[1]._forward_hooks and not dm.blocks[1]._forward_pre_hooks
+    for block in dm.blocks:
+        assert not block.self_attn._forward_hooks
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+def test_bad_inputs_say_what_to_connect(models, caplog):
+    import comfy.samplers
+    model = models("wan21")
+    latent = source_latent("wan21")
+    sigmas = schedule(model, 4)
+    src, tgt = tm.conditioning("wan21", 1), tm.conditioning("wan21", 2)
+    noise, trajectory = invert(model, latent, sigmas, 0, src)
+
+    other = source_latent("wan21", seed=7)
+    with pytest.raises(ValueError, match="different latent"):
+        noise.generate_noise(other)
+    with pytest.raises(ValueError, match="same SIGMAS"):
+        sample(guide(model, trajectory, src), noise, latent, schedule(model, 6), modulated(), tgt)
+    with pytest.raises(ValueError, match="shape"):
+        noise.generate_noise(tm.latent("wan21", 13, 32, 32, seed=1))
+    with pytest.raises(ValueError, match="at most 4"):
+        guide(model, trajectory, src, sketch_blocks=9)
+    with pytest.raises(ValueError, match="4-D"):
+        invert(model, {"samples": torch.randn(2, 16, 8, 8)}, sigmas)
+    with pytest.raises(ValueError, match="Supported video models"):
+        guide(models("sd15"), trajectory, src)
+    with pytest.raises(ValueError, match="ends at 0|end at"):
+        invert(model, latent, sigmas[:-1])
+    with pytest.raises(ValueError, match="descending"):
+        invert(model, latent, sigmas.flip(0))
+    with pytest.raises(ValueError, match="negative"):
+        harness.call_node("FADE_DDIMInvert", model=model, conditioning=src, latent=latent, sigmas=sigmas, cfg=4.0,
+                          refine=0)
+    with pytest.raises(ValueError, match="empty"):
+        invert(model, tm.latent("wan21", 9, 32, 32), sigmas)
+    with caplog.at_level(logging.WARNING, logger="FADE"):
+        sample(guide(model, trajectory, src), noise, latent, sigmas, comfy.samplers.sampler_object("euler"), tgt)
+    assert any("cannot apply" in r.getMessage() for r in caplog.records)
