@@ -1,0 +1,34 @@
+"""Package rules that need no ComfyUI: literal node ids, ASCII sources, the root package's exports."""
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+NODE_IDS = {"FADE_GaussianLPF3D", "FADE_FreeInit", "FADE_FreeInitNoiseReinit", "FADE_DDIMInvert",
+            "FADE_SketchSpectrumGuide", "FADE_ModulatedDDIMSampler"}
+
+
+def test_node_ids_are_literals_in_the_source():
+    found = set()
+    for path in (ROOT / "nodes").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "node_id" and isinstance(node.value, ast.Constant):
+                found.add(node.value.value)
+    assert found == NODE_IDS
+
+
+def test_python_sources_are_ascii():
+    offenders = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
+                 if ".git" not in p.parts and not p.read_bytes().isascii()]
+    assert offenders == []
+
+
+def test_every_node_has_a_help_page():
+    assert {p.stem for p in (ROOT / "js" / "docs").glob("FADE_*.md")} == NODE_IDS
+
+
+def test_root_package_exports_only_the_entrypoint_and_web_directory():
+    tree = ast.parse((ROOT / "__init__.py").read_text())
+    names = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets}
+    names |= {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    assert names == {"comfy_entrypoint", "WEB_DIRECTORY", "__all__"}
+    assert not any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in tree.body)   # cheap to import
