@@ -1,0 +1,16 @@
+"""torchvision.transforms.functional.resize for tensors [..., H, W]."""
+import torch.nn.functional as F
+
+
+def resize(img, size, interpolation=None, max_size=None, antialias=True):
+    from . import InterpolationMode
+    mode = (interpolation or InterpolationMode.BILINEAR).value
+    if isinstance(size, int):
+        h, w = img.shape[-2:]
+        short = min(h, w)
+        size = [round(h * size / short), round(w * size / short)]
+    lead = img.shape[:-2]
+    x = img.reshape((-1, 1) + tuple(img.shape[-2:]))
+    kw = {} if mode.startswith("nearest") else {"align_corners": False}
+    y = F.interpolate(x.float(), size=list(size), mode=mode, **kw).to(img.dtype)
+    return y.reshape(tuple(lead) + tuple(y.shape[-2:]))
