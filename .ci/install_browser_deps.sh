@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser-tier dependency: a Chromium for tests/browser (driven over the DevTools protocol with websocket-client,
 # which install_host_deps.sh already installs). Idempotent: does nothing when a Chromium is already found.
-# Installs Debian's `chromium` package with apt-get (root or passwordless sudo). Ubuntu's `chromium` is a snap
+# Installs Debian's `chromium` package with apt-get (root or passwordless sudo), plus one small font package so
+# that thumbnails never show missing-glyph boxes on minimal images. Ubuntu's `chromium` is a snap
 # wrapper that does not run in containers; there, set FADE_CHROMIUM to any Chrome/Chromium binary instead.
 # Without a Chromium the browser tests skip themselves with one line; this script never fails the CI run.
 set -uo pipefail
@@ -32,7 +33,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-if $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; then
+if $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; then
   if path=$(find_chromium); then echo "browser deps: installed $path"; exit 0; fi
 fi
 echo "browser deps: installing chromium failed; browser tests will skip"

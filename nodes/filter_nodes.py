@@ -27,11 +27,10 @@ class GaussianLPF3D(io.ComfyNode):
                                        "with order 4). ideal: hard sphere d <= d_s (the official code's threshold "
                                        "d^2 <= 2 d_s is a bug, fixed here). box: hard slab |f_t| <= d_t, "
                                        "|f_h|,|f_w| <= d_s (FADE's official code uses a 2/3 box)."),
-                io.Float.Input("spatial_cutoff", default=0.25, min=0.0, max=1.0, step=0.01, display_name="d_s (spatial)",
+                io.Float.Input("spatial_cutoff", default=0.25, min=0.0, max=1.0, step=0.01,
                                tooltip="Spatial cut-off d_s as a fraction of Nyquist. FreeInit's default is 0.25. "
                                        "0 keeps nothing (pure fresh noise). FADE's official box keeps 2/3 = 0.67."),
                 io.Float.Input("temporal_cutoff", default=0.25, min=0.0, max=1.0, step=0.01,
-                               display_name="d_t (temporal)",
                                tooltip="Temporal cut-off d_t as a fraction of Nyquist (FreeInit default 0.25). The "
                                        "filter is an ellipsoid with spatial radius d_s and temporal radius d_t."),
                 io.Int.Input("butterworth_order", default=4, min=1, max=16,

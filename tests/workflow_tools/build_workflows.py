@@ -49,7 +49,7 @@ def _load_wan(g: UIGraph, x=0, y=40):
                 properties=_models("vae"))
     shift = g.add("ModelSamplingSD3", (x, y + 380), (360, 58), widgets={"shift": 8.0})
     g.link(unet, "MODEL", shift, "model")
-    g.group("1. Models (Wan 2.1 T2V 1.3B)", (x - 10, y - 40, 380, 490))
+    g.group("1. Models (Wan 2.1 T2V 1.3B)", (x - 10, y - 80, 380, 530))
     return shift, clip, vae
 
 
@@ -100,7 +100,7 @@ def freeinit_workflow(node_classes) -> dict:
     g.link(lpf, "filter", freeinit, "filter")
     response = g.add("PreviewImage", (420, 600), (380, 200), title="Filter response")
     g.link(lpf, "response", response, "images")
-    g.group("2. FreeInit", (410, 0, 400, 820))
+    g.group("2. FreeInit", (410, -40, 400, 860))
 
     positive = g.add("CLIPTextEncode", (840, 40), (420, 160), title="Prompt", color=GREEN,
                      widgets={"text": "a red fox trotting through fresh snow in a pine forest, morning light, "
@@ -111,7 +111,7 @@ def freeinit_workflow(node_classes) -> dict:
     g.link(clip, "CLIP", negative, "clip")
     latent = g.add("EmptyHunyuanLatentVideo", (840, 410), (420, 130),
                    widgets={"width": 832, "height": 480, "length": 33, "batch_size": 1})
-    g.group("3. Prompt and size", (830, 0, 440, 560))
+    g.group("3. Prompt and size", (830, -40, 440, 600))
 
     sampler = g.add("KSampler", (1300, 40), (330, 262),
                     widgets={"seed": 20240711, "seed:control": "fixed", "steps": 30, "cfg": 6.0,
@@ -147,7 +147,7 @@ def fade_workflow(node_classes) -> dict:
     encode = g.add("VAEEncode", (420, 810), (210, 46))
     g.link(resize, "IMAGE", encode, "pixels")
     g.link(vae, "VAE", encode, "vae")
-    g.group("2. Source video", (410, 0, 360, 880))
+    g.group("2. Source video", (410, -40, 360, 920))
 
     empty = g.add("CLIPTextEncode", (800, 40), (400, 100), title="Inversion prompt (empty)", widgets={"text": ""})
     source = g.add("CLIPTextEncode", (800, 180), (400, 130), title="Source prompt (describes the clip)",
@@ -158,7 +158,7 @@ def fade_workflow(node_classes) -> dict:
                      widgets={"text": NEGATIVE})
     for node in (empty, source, target, negative):
         g.link(clip, "CLIP", node, "clip")
-    g.group("3. Prompts", (790, 0, 420, 670))
+    g.group("3. Prompts", (790, -40, 420, 710))
 
     sigmas = g.add("BasicScheduler", (1240, 40), (320, 106),
                    widgets={"scheduler": "simple", "steps": 30, "denoise": 1.0})
@@ -179,7 +179,7 @@ def fade_workflow(node_classes) -> dict:
     g.link(invert, "trajectory", guide, "trajectory")
     g.link(source, "CONDITIONING", guide, "source_conditioning")
     g.link(lpf, "filter", guide, "filter")
-    g.group("4. FADE", (1230, 0, 720, 750))
+    g.group("4. FADE", (1230, -40, 720, 790))
 
     sampler = g.add("FADE_ModulatedDDIMSampler", (1980, 40), (320, 80), color=FADE_COLOR,
                     widgets={"blend_fraction": 0.7})
@@ -200,7 +200,7 @@ def fade_workflow(node_classes) -> dict:
     g.link(decode, "IMAGE", video, "images")
     save = g.add("SaveVideo", (2340, 40), (480, 460), widgets={"filename_prefix": "video/FADE_edit"})
     g.link(video, "VIDEO", save, "video")
-    g.group("5. Edit and save", (1970, 0, 860, 640))
+    g.group("5. Edit and save", (1970, -40, 860, 680))
     g.add("MarkdownNote", (0, 600), (400, 600), title="About this workflow", widgets={"text": FADE_NOTE})
     return g.to_json()
 

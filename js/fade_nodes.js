@@ -1,0 +1,281 @@
+// Canvas previews for the FADE & FreeInit nodes, drawn in the browser from the widget values (no server round trip).
+//
+// - 3D Gaussian LPF: spatial and temporal gain profiles with the cut-offs marked, the bins of the reference latent
+//   grid as dots, and the kept fraction / white-noise energy fraction on that grid (formulas in lpf_math.js, the
+//   same as nodes/algo/spectral.py; tests/core/test_js_filter_parity.py keeps them equal).
+// - Sketch-Block Spectrum Guide: a bar showing which share of the sampling steps is guided.
+//
+// Draw code never throws: a failing preview must not break the canvas loop for the whole graph.
+import { app } from "../../scripts/app.js";
+import * as lpf from "./lpf_math.js";
+
+const LPF_NODE = "FADE_GaussianLPF3D";
+const GUIDE_NODE = "FADE_SketchSpectrumGuide";
+const LPF_WIDGETS = ["filter_type", "spatial_cutoff", "temporal_cutoff", "butterworth_order"];
+
+const PREVIEW_HEIGHT = 168;
+const GUIDE_HEIGHT = 30;
+const COLORS = {
+  panel: "#1a1a1a",
+  border: "#555",
+  grid: "#333",
+  text: "#ddd",
+  dim: "#999",
+  spatial: "#4fb0ff",
+  temporal: "#ffaa40",
+  cutoff: "#e0e0e0",
+  error: "#ff7070",
+  guided: "#4fb0ff",
+};
+const [REF_T, REF_H, REF_W] = lpf.REFERENCE_GRID;
+const SPATIAL_BINS = lpf.binFrequencies(REF_H);
+const TEMPORAL_BINS = lpf.binFrequencies(REF_T);
+
+let warnedOnce = false;
+function reportDrawError(where, error) {
+  if (warnedOnce) return;
+  warnedOnce = true;
+  console.warn(`[FADE] ${where} preview failed; drawing a placeholder instead`, error);
+}
+
+function widgetValue(node, name, fallback) {
+  const widget = node.widgets?.find((w) => w.name === name);
+  return widget === undefined || widget.value === undefined ? fallback : widget.value;
+}
+
+// A widget converted to (or driven by) a link shows a stale value; say so instead of pretending.
+function isLinked(node, name) {
+  return (node.inputs ?? []).some((input) => input?.widget?.name === name && input.link != null);
+}
+
+function redrawOnChange(node, names) {
+  for (const widget of node.widgets ?? []) {
+    if (!names.includes(widget.name)) continue;
+    const original = widget.callback;
+    widget.callback = function () {
+      const result = original?.apply(this, arguments);
+      node.setDirtyCanvas?.(true, false);
+      return result;
+    };
+  }
+}
+
+function addCanvasWidget(node, name, height, draw) {
+  const widget = {
+    name,
+    type: name,                     // unknown type: litegraph keeps the object and calls its draw()
+    value: null,
+    serialize: false,               // not in widgets_values...
+    options: { serialize: false },  // ...nor in the API prompt (graphToPrompt)
+    draw(ctx, drawNode, width, y, _h, lowQuality) {
+      ctx.save();
+      try {
+        draw(ctx, drawNode, width, y, lowQuality);
+      } catch (error) {
+        reportDrawError(name, error);
+      } finally {
+        ctx.restore();
+      }
+    },
+    computeSize(width) {
+      return [width ?? node.size?.[0] ?? 300, height];
+    },
+  };
+  node.addCustomWidget(widget);
+  return widget;
+}
+
+// ------------------------------------------------------------------------------------------------ LPF preview
+
+function currentFilter(node) {
+  return lpf.makeFilter(
+    widgetValue(node, "filter_type", "gaussian"),
+    widgetValue(node, "spatial_cutoff", 0.25),
+    widgetValue(node, "temporal_cutoff", 0.25),
+    widgetValue(node, "butterworth_order", 4),
+  );
+}
+
+// Kept fractions take ~131k bin evaluations; recompute only when a parameter changes.
+function cachedFractions(node, filter) {
+  const key = `${filter.kind}|${filter.spatialCutoff}|${filter.temporalCutoff}|${filter.order}`;
+  if (node.fadeLpfCache?.key !== key) {
+    node.fadeLpfCache = { key, ...lpf.fractions(filter) };
+  }
+  return node.fadeLpfCache;
+}
+
+function percent(x) {
+  if (x === 0) return "0%";
+  if (x < 0.001) return "<0.1%";
+  return `${(100 * x).toFixed(x < 0.1 ? 2 : 1)}%`;
+}
+
+function drawProfile(ctx, box, gain, cutoff, bins, color, title, cutoffLabel, lowQuality) {
+  const { x, y, w, h } = box;
+  ctx.fillStyle = COLORS.panel;
+  ctx.fillRect(x, y, w, h);
+  ctx.strokeStyle = COLORS.border;
+  ctx.lineWidth = 1;
+  ctx.strokeRect(x + 0.5, y + 0.5, w - 1, h - 1);
+
+  const pad = 4;
+  const px = (f) => x + pad + f * (w - 2 * pad);
+  const py = (g) => y + h - pad - g * (h - 2 * pad - 12);   // 12 px kept free for the title
+  if (!lowQuality) {
+    ctx.strokeStyle = COLORS.grid;
+    ctx.beginPath();
+    ctx.moveTo(px(0), py(0.5));
+    ctx.lineTo(px(1), py(0.5));
+    ctx.stroke();
+  }
+
+  ctx.strokeStyle = color;
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  const samples = Math.max(2, Math.round(w - 2 * pad));
+  for (let i = 0; i <= samples; i++) {
+    const f = i / samples;
+    const g = gain(f);
+    if (i === 0) ctx.moveTo(px(f), py(g));
+    else ctx.lineTo(px(f), py(g));
+  }
+  ctx.stroke();
+
+  if (lowQuality) return;
+  // Where the reference grid actually samples this profile.
+  ctx.fillStyle = color;
+  for (const f of bins) {
+    ctx.beginPath();
+    ctx.arc(px(f), py(gain(f)), 1.6, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  ctx.strokeStyle = COLORS.cutoff;
+  ctx.lineWidth = 1;
+  ctx.setLineDash([3, 3]);
+  ctx.beginPath();
+  ctx.moveTo(px(cutoff) + 0.5, y + 14);
+  ctx.lineTo(px(cutoff) + 0.5, y + h - pad);
+  ctx.stroke();
+  ctx.setLineDash([]);
+
+  ctx.font = "10px sans-serif";
+  ctx.textBaseline = "top";
+  ctx.fillStyle = COLORS.text;
+  ctx.textAlign = "left";
+  ctx.fillText(title, x + pad, y + 2);
+  ctx.fillStyle = COLORS.dim;
+  ctx.textAlign = cutoff > 0.6 ? "right" : "left";
+  ctx.fillText(cutoffLabel, px(cutoff) + (cutoff > 0.6 ? -3 : 3), y + 15);
+}
+
+function drawLpfPreview(ctx, node, width, y, lowQuality) {
+  const margin = 10;
+  const inner = Math.max(40, width - 2 * margin);
+  const plotH = PREVIEW_HEIGHT - 44;
+  let filter;
+  try {
+    filter = currentFilter(node);
+  } catch (error) {
+    ctx.fillStyle = COLORS.error;
+    ctx.font = "11px sans-serif";
+    ctx.textBaseline = "top";
+    ctx.fillText(String(error.message ?? error), margin, y + 6, inner);
+    node.fadeLpfPreview = { error: String(error.message ?? error), draws: (node.fadeLpfPreview?.draws ?? 0) + 1 };
+    return;
+  }
+  const gap = 8;
+  const panelW = (inner - gap) / 2;
+  const { spatialCutoff: ds, temporalCutoff: dt } = filter;
+  drawProfile(ctx, { x: margin, y, w: panelW, h: plotH }, (f) => lpf.spatialGain(filter, f), ds, SPATIAL_BINS,
+    COLORS.spatial, "spatial (t = 0)", `d_s ${ds}`, lowQuality);
+  drawProfile(ctx, { x: margin + panelW + gap, y, w: panelW, h: plotH }, (f) => lpf.temporalGain(filter, f), dt,
+    TEMPORAL_BINS, COLORS.temporal, "temporal (xy = 0)", `d_t ${dt}`, lowQuality);
+
+  const { kept, energy } = cachedFractions(node, filter);
+  const linked = LPF_WIDGETS.some((name) => isLinked(node, name));
+  // Read back by tests/browser (and handy when debugging from the console).
+  node.fadeLpfPreview = { kept, energy, filter, linked, draws: (node.fadeLpfPreview?.draws ?? 0) + 1 };
+  if (lowQuality) return;
+
+  ctx.textBaseline = "top";
+  ctx.textAlign = "left";
+  ctx.font = "10px sans-serif";
+  ctx.fillStyle = COLORS.dim;
+  ctx.fillText("0", margin + 3, y + plotH + 1);
+  ctx.textAlign = "right";
+  ctx.fillText("Nyquist", margin + inner - 3, y + plotH + 1);
+  ctx.textAlign = "left";
+  ctx.font = "11px sans-serif";
+  ctx.fillStyle = COLORS.text;
+  ctx.fillText(`keeps ${percent(kept)} of the spectrum, ${percent(energy)} of the noise energy`, margin,
+    y + plotH + 14, inner);
+  ctx.fillStyle = COLORS.dim;
+  ctx.fillText(linked ? "a cut-off comes from a link: preview shows the widget values"
+    : `on a ${REF_T}\u00d7${REF_H}\u00d7${REF_W} latent (Wan 2.1, 480\u00d7832, 81 frames)`, margin,
+  y + plotH + 28, inner);
+}
+
+// ------------------------------------------------------------------------------------------------ guide bar
+
+function drawGuideBar(ctx, node, width, y, lowQuality) {
+  const margin = 15;
+  const w = Math.max(20, width - 2 * margin);
+  const raw = Number(widgetValue(node, "guided_fraction", 0.6));
+  const fraction = Number.isFinite(raw) ? Math.min(1, Math.max(0, raw)) : 0;
+  const barY = y + 4;
+  const barH = GUIDE_HEIGHT - 10;
+  ctx.fillStyle = COLORS.panel;
+  ctx.fillRect(margin, barY, w, barH);
+  ctx.save();
+  ctx.globalAlpha *= 0.55;
+  ctx.fillStyle = COLORS.guided;
+  ctx.fillRect(margin, barY, w * fraction, barH);
+  ctx.restore();
+  ctx.strokeStyle = COLORS.border;
+  ctx.strokeRect(margin + 0.5, barY + 0.5, w - 1, barH - 1);
+  if (lowQuality) return;
+  let label;
+  if (fraction <= 0) label = "guided: no steps (guide off)";
+  else if (fraction >= 1) label = "guided: all steps";
+  else label = `guided: first ${Math.round(100 * fraction)}% of steps, the rest unguided`;
+  if (isLinked(node, "guided_fraction")) label = "guided fraction comes from a link";
+  ctx.fillStyle = COLORS.text;
+  ctx.font = "11px sans-serif";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  ctx.fillText(label, margin + w / 2, barY + barH / 2, w - 6);
+}
+
+// ------------------------------------------------------------------------------------------------ registration
+
+function extendOnNodeCreated(nodeType, setup) {
+  const original = nodeType.prototype.onNodeCreated;
+  nodeType.prototype.onNodeCreated = function () {
+    const result = original?.apply(this, arguments);
+    try {
+      setup(this);
+    } catch (error) {
+      console.warn("[FADE] could not add the preview widget", error);
+    }
+    return result;
+  };
+}
+
+app.registerExtension({
+  name: "FADE.FreeInit.Previews",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name === LPF_NODE) {
+      extendOnNodeCreated(nodeType, (node) => {
+        addCanvasWidget(node, "fade_lpf_preview", PREVIEW_HEIGHT, drawLpfPreview);
+        redrawOnChange(node, LPF_WIDGETS);
+        node.setSize?.([Math.max(node.size?.[0] ?? 0, 320), node.computeSize?.()[1] ?? node.size?.[1]]);
+      });
+    } else if (nodeData?.name === GUIDE_NODE) {
+      extendOnNodeCreated(nodeType, (node) => {
+        addCanvasWidget(node, "fade_guide_steps", GUIDE_HEIGHT, drawGuideBar);
+        redrawOnChange(node, ["guided_fraction"]);
+      });
+    }
+  },
+});
