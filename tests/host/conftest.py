@@ -64,3 +64,18 @@ def run_prompt(comfy):
 @pytest.fixture
 def pack_module(comfy):
     return harness.pack_module
+
+
+@pytest.fixture(scope="session")
+def models(comfy):
+    """models(name) -> the tiny ModelPatcher of a tiny_models variant, built once per session (tests that change a
+    model in place build their own with tiny_models.build)."""
+    import tiny_models
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = tiny_models.build(name)
+        return cache[name]
+    return get
+

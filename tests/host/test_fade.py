@@ -12,17 +12,6 @@ import tiny_models as tm
 FADE_VARIANTS = ["wan21", "wan22_5b", "hunyuan_video", "ltxv", "mochi", "cosmos1", "cosmos_predict2"]
 
 
-@pytest.fixture(scope="module")
-def models():
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            cache[name] = tm.build(name)
-        return cache[name]
-    return get
-
-
 def schedule(model, steps, scheduler="simple"):
     import comfy.samplers
     return comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), scheduler, steps).cpu()

@@ -18,17 +18,6 @@ def small_latent(name, seed=None):
     return tm.latent(name, frames, size, size, seed=seed)
 
 
-@pytest.fixture(scope="module")
-def models():
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            cache[name] = tm.build(name)
-        return cache[name]
-    return get
-
-
 def lpf_node(kind="gaussian", ds=0.25, dt=0.25, n=4):
     return harness.call_node("FADE_GaussianLPF3D", filter_type=kind, spatial_cutoff=ds, temporal_cutoff=dt,
                              butterworth_order=n)
