@@ -126,6 +126,29 @@ def gradient_enabled(clone_saved: bool):
             yield
 
 
+def offload_saved_activations(module: torch.nn.Module, clone_saved: bool):
+    """saved_tensors_hooks that keep what autograd saves in (pinned) CPU memory until the backward pass, except
+    the module's own parameters, which are resident anyway. The copy also shields saved tensors from later
+    in-place updates; tensors already on the CPU are cloned for that when `clone_saved`."""
+    keep = {p.data_ptr() for p in module.parameters()}
+    pin = torch.cuda.is_available()
+
+    def pack(tensor):
+        if tensor.data_ptr() in keep:
+            return (None, tensor)
+        if tensor.device.type == "cpu":
+            return (None, tensor.clone() if clone_saved else tensor)
+        copy = torch.empty(tensor.size(), dtype=tensor.dtype, device="cpu", pin_memory=pin)
+        copy.copy_(tensor, non_blocking=pin)
+        return (tensor.device, copy)
+
+    def unpack(packed):
+        device, tensor = packed
+        return tensor if device is None else tensor.to(device, non_blocking=pin)
+
+    return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
+
+
 def _sdpa_attention(func, *args, **kwargs):
     # Sage / flash backends have no backward; the gradient pass always uses PyTorch SDPA.
     return comfy_attention.attention_pytorch(*args, **kwargs)

@@ -170,8 +170,8 @@ def test_guided_edit_runs_on_every_architecture(models, name):
     assert out.shape == latent["samples"].shape and torch.isfinite(out).all()
     g = guide_of(guided)
     assert len(g.last_run_energies) == 3                      # round(5 * 0.6) guided steps
-    assert g.last_run_energies[0] == pytest.approx(0.0, abs=1e-9)   # step 0 starts on the trajectory
-    assert all(e > 0 for e in g.last_run_energies[1:])
+    # step 0 starts on the trajectory: only the cached source band's bfloat16 rounding is left
+    assert g.last_run_energies[0] < 0.01 * min(g.last_run_energies[1:])
 
 
 def test_summed_energy_falls_as_strength_rises(models):
@@ -319,6 +319,47 @@ def test_gradient_pass_runs_only_the_sketch_blocks(models, name, feature):
     assert sorted(set(entered)) == list(range(k))
     assert len(arch_mod.find_architecture(model.get_model_object("diffusion_model")).block_list(
         model.get_model_object("diffusion_model"))) > k
+
+
+@pytest.mark.parametrize("name", ["wan21", "hunyuan_video"])
+def test_offloading_activations_gives_the_same_gradient(models, name):
+    model = models(name)
+    latent = source_latent(name)
+    sigmas = schedule(model, 4)
+    src = tm.conditioning(name, 1)
+    noise, trajectory = invert(model, latent, sigmas, 0, src)
+    grads = {}
+    for memory in ("fast", "offload activations"):
+        guided = guide(model, trajectory, src, memory=memory, sketch_blocks=1)
+
+        def check(run, x, sigmas_run, memory=memory):
+            z = x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+            grads[memory] = run.gradient(1, z, sigmas_run[1] * x.new_ones([x.shape[0]]))
+
+        import comfy.samplers
+        guider = comfy.samplers.CFGGuider(guided)
+        guider.inner_set_conds({"positive": src})
+        with torch.inference_mode():
+            guider.sample(noise.generate_noise(latent), latent["samples"], make_probe(check), sigmas,
+                          disable_pbar=True, seed=0)
+    assert grads["fast"].abs().max() > 0
+    torch.testing.assert_close(grads["offload activations"], grads["fast"], rtol=1e-5, atol=1e-8)
+
+
+def test_a_rerun_reuses_the_source_features_and_reproduces_the_first_run(models):
+    model = models("wan21")
+    latent = source_latent("wan21")
+    sigmas = schedule(model, 4)
+    src, tgt, neg = (tm.conditioning("wan21", i) for i in (1, 2, 3))
+    noise, trajectory = invert(model, latent, sigmas, 0, neg)
+    guided = guide(model, trajectory, src, guided_fraction=0.5)
+    first = sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=2.0)
+    cache = guide_of(guided).reference_cache
+    assert len(cache) == 2                                     # one entry per guided step
+    stored = {k: [t.clone() for t in v] for k, v in cache.items()}
+    second = sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=2.0)
+    assert torch.equal(first, second)
+    assert all(torch.equal(a, b) for k in stored for a, b in zip(stored[k], cache[k]))
 
 
 def test_other_nodes_sharing_the_model_keep_working(models):
