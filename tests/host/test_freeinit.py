@@ -78,6 +78,27 @@ def test_freeinit_runs_on_every_model(models, name):
     assert not torch.equal(out, plain)
 
 
+def test_freeinit_runs_under_sampler_custom_advanced_with_progress_over_all_passes(models):
+    """The SamplerCustomAdvanced path (guider.sample with a SAMPLER object and a progress callback)."""
+    import comfy.samplers
+    model = models("wan21")
+    patched, recorder = recorded(freeinit(model, passes=3, coarse_to_fine=True))
+    latent = small_latent("wan21")
+    guider = comfy.samplers.CFGGuider(patched)
+    guider.set_conds(tm.conditioning("wan21", 1), tm.conditioning("wan21", 2))
+    guider.set_cfg(2.0)
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", 6).cpu()
+    seen = []
+    noise = torch.randn(latent["samples"].shape, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        out = guider.sample(noise, latent["samples"], comfy.samplers.sampler_object("euler"), sigmas,
+                            callback=lambda step, x0, x, total: seen.append((step, total)), disable_pbar=True,
+                            seed=0)
+    assert torch.isfinite(out).all() and len(recorder.noises) == 3
+    assert [len(s) - 1 for s in recorder.sigmas] == [2, 4, 6]
+    assert [step for step, _ in seen] == list(range(12)) and {total for _, total in seen} == {12}
+
+
 @pytest.mark.parametrize("name", ALL_VARIANTS)
 def test_noise_reinit_node_runs_on_every_model(models, name):
     model = models(name)
