@@ -4,6 +4,7 @@ FADE: arXiv 2506.05934, official code (MIT) EternalEvan/FADE; the mathematics is
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -429,7 +430,7 @@ class GuideRun:
         offload = self.guide.memory == MEMORY_OFFLOAD
         with host.gradient_enabled(clone_saved=self.arch.saves_inplace and not offload):
             activations = (host.offload_saved_activations(self.base_model.diffusion_model, self.arch.saves_inplace)
-                           if offload else _null_context())
+                           if offload else contextlib.nullcontext())
             with activations:
                 z = x.detach().clone().requires_grad_(True)
                 features = self._features(z, sigma.clone(), for_gradient=True)
@@ -452,14 +453,6 @@ class GuideRun:
             reference = cfg_term / sigma if cfg_term is not None else (x - denoised) / sigma
             velocity = sketch.cfg_relative(grad, reference, g.strength, g.ratio_min, g.ratio_max)
         return denoised - velocity.to(denoised.dtype) * sigma
-
-
-class _null_context:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _with_cfg_capture(extra_args: dict, captured: dict) -> dict:

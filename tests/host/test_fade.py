@@ -1,7 +1,6 @@
 """FADE inside a real ComfyUI: inversion accuracy on an analytic model, the modulated sampler against stock ddim,
 the gradient against finite differences on every architecture, early exit, and errors for bad input."""
 import logging
-import math
 
 import pytest
 import torch
@@ -363,7 +362,6 @@ def test_a_rerun_reuses_the_source_features_and_reproduces_the_first_run(models)
 
 
 def test_other_nodes_sharing_the_model_keep_working(models):
-    import comfy.samplers
     model = models("hunyuan_video")
     latent = source_latent("hunyuan_video")
     sigmas = schedule(model, 3)
