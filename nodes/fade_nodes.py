@@ -92,23 +92,18 @@ class InversionSampler(comfy.samplers.Sampler):
         kind = host.parameterisation(model_wrap.inner_model.model_sampling)
         x = latent_image
         self.latents = [x.detach().to(self.store_device)]
-        calls_per_step = 1 + self.refine
+        calls_per_step = 1 + self.refine            # progress counts model calls, refinements included
         total = (len(sigmas) - 1) * calls_per_step
-        counter = {"calls": 0}
 
         def denoise(q, sigma):
             return model_wrap(q, sigma, **extra_args)
 
-        def before_call():
-            host.throw_if_interrupted()
-
         for i in trange(len(sigmas) - 1, disable=disable_pbar):
             x = ddim.inversion_step(x, float(sigmas[i]), float(sigmas[i + 1]), denoise, kind, self.refine,
-                                    before_call)
-            counter["calls"] += calls_per_step
+                                    host.throw_if_interrupted)
             self.latents.append(x.detach().to(self.store_device))
             if callback is not None:
-                callback(counter["calls"] - 1, x, x, total)
+                callback((i + 1) * calls_per_step - 1, x, x, total)
         return x
 
 
