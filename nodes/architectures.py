@@ -11,6 +11,8 @@ Per entry:
 - layout:            how the captured tensor is laid out (sketch.TOKENS or a grid layout).
 - patch_size:        callable(diffusion_model) -> (pt, ph, pw): latent voxels per token.
 - attention_layout:  layout of the attention output where it differs from the block output.
+- prepended_conds:   model conds (as CFGGuider processes them) whose tokens the model puts in FRONT of the video
+                     tokens (reference images); tokens appended after the video tokens are cut off by position.
 - saves_inplace:     the blocks update tensors in place that autograd saved (HunyuanVideo's `txt +=`, LTXV's
                      `x +=`), so the gradient pass must clone saved tensors (saved_tensors_hooks).
 Token grids are the latent (T, H, W) divided by the patch size, rounded up (the models pad to the patch size).
@@ -53,6 +55,7 @@ class Architecture:
     output_index: Optional[int] = None
     saves_inplace: bool = False
     attention_layout: Optional[str] = None   # layout of the attention output when it differs from the block's
+    prepended_conds: Tuple[str, ...] = ()
 
     def block_list(self, diffusion_model) -> Sequence[torch.nn.Module]:
         blocks = _resolve(diffusion_model, self.blocks)
@@ -82,6 +85,12 @@ class Architecture:
             return self.attention_layout
         return self.layout
 
+    def token_offset(self, feature: torch.Tensor, layout: str, grid, model_conds) -> int:
+        """How many extra tokens precede the video tokens in a captured TOKENS feature."""
+        if layout != TOKENS or not any(key in model_conds for key in self.prepended_conds):
+            return 0
+        return max(0, feature.shape[1] - grid[0] * grid[1] * grid[2])
+
     def take(self, output):
         if isinstance(output, (tuple, list)):
             return output[self.output_index or 0]
@@ -95,10 +104,12 @@ def _resolve(obj, path: str):
 
 
 ARCHITECTURES: Tuple[Architecture, ...] = (
+    # Wan: reference-image tokens go first (ref_conv), time_dim_concat frames last.
     Architecture("Wan 2.1 / 2.2", ("WanModel",), blocks="blocks", attention_path="self_attn", layout=TOKENS,
-                 patch_size=lambda dm: _triple(dm.patch_size)),
+                 patch_size=lambda dm: _triple(dm.patch_size), prepended_conds=("reference_latent",)),
     Architecture("HunyuanVideo", ("HunyuanVideo",), blocks="double_blocks", attention_path="img_attn.proj",
-                 layout=TOKENS, patch_size=lambda dm: _triple(dm.patch_size), output_index=0, saves_inplace=True),
+                 layout=TOKENS, patch_size=lambda dm: _triple(dm.patch_size), output_index=0, saves_inplace=True,
+                 prepended_conds=("ref_latent",)),
     Architecture("LTX-Video", ("LTXVModel",), blocks="transformer_blocks", attention_path="attn1", layout=TOKENS,
                  patch_size=lambda dm: _triple(dm.patchifier.patch_size), saves_inplace=True),
     Architecture("Mochi", ("AsymmDiTJoint",), blocks="blocks", attention_path="attn", layout=TOKENS,

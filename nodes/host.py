@@ -211,9 +211,8 @@ class SketchCapture:
         return options
 
     def features(self, base_model, processed_cond: Sequence[dict], x: torch.Tensor, sigma: torch.Tensor,
-                 model_options: dict, grid: Tuple[int, int, int], token_offset: int = 0,
-                 for_gradient: bool = False) -> List[torch.Tensor]:
-        """Sketch features of x at sigma, [B, D, T, H, W] each, for blocks 0..K-1."""
+                 model_options: dict, grid: Tuple[int, int, int], for_gradient: bool = False) -> List[torch.Tensor]:
+        """Sketch features of x at sigma, [B, D, T, H, W] each, for blocks 0..K-1, video tokens only."""
         store: dict = {}
         self.blocks_run.clear()
         options = self._model_options(model_options, store, for_gradient)
@@ -225,4 +224,6 @@ class SketchCapture:
         if missing:
             raise RuntimeError(f"the {self.arch.name} model did not run sketch blocks {missing}; is another node "
                                "replacing its blocks?")
-        return [tokens_to_grid(store[i], grid, self.layout, token_offset) for i in range(self.sketch_blocks)]
+        model_conds = processed_cond[0].get("model_conds", {}) if processed_cond else {}
+        offset = self.arch.token_offset(store[0], self.layout, grid, model_conds)
+        return [tokens_to_grid(store[i], grid, self.layout, offset) for i in range(self.sketch_blocks)]

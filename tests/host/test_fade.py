@@ -361,6 +361,41 @@ def test_a_rerun_reuses_the_source_features_and_reproduces_the_first_run(models)
     assert all(torch.equal(a, b) for k in stored for a, b in zip(stored[k], cache[k]))
 
 
+def test_reference_tokens_in_front_of_the_video_are_cut_away(models):
+    """HunyuanVideo puts ref_latent tokens before the video tokens; the sketch features must start after them."""
+    model = models("hunyuan_video")
+    latent = source_latent("hunyuan_video")
+    sigmas = schedule(model, 3)
+    ref = tm.latent("hunyuan_video", 1, 32, 32, seed=4)["samples"]
+    src = [[c, dict(extra, ref_latent=ref)] for c, extra in tm.conditioning("hunyuan_video", 1)]
+    noise, trajectory = invert(model, latent, sigmas, 0, src)
+    guided = guide(model, trajectory, src, sketch_blocks=1, feature="attention")
+    seen = {}
+
+    def check(run, x, sigmas_run):
+        module = run.arch.feature_module(run.arch.block_list(run.base_model.diffusion_model)[0], "attention")
+        handle = module.register_forward_hook(lambda m, a, out: seen.setdefault("raw", out.detach().clone()))
+        try:
+            with torch.no_grad():
+                seen["grid"] = run._features(x, sigmas_run[1] * x.new_ones([x.shape[0]]), False)[0]
+        finally:
+            handle.remove()
+        seen["grid_shape"] = run.grid
+
+    import comfy.samplers
+    guider = comfy.samplers.CFGGuider(guided)
+    guider.inner_set_conds({"positive": src})
+    with torch.inference_mode():
+        guider.sample(noise.generate_noise(latent), latent["samples"], make_probe(check), sigmas, disable_pbar=True,
+                      seed=0)
+    t, h, w = seen["grid_shape"]
+    raw, grid = seen["raw"], seen["grid"]
+    extra = raw.shape[1] - t * h * w
+    assert extra == h * w                                   # one reference frame's tokens
+    video = raw[:, extra:].transpose(1, 2).reshape(grid.shape)
+    torch.testing.assert_close(grid, video)
+
+
 def test_other_nodes_sharing_the_model_keep_working(models):
     model = models("hunyuan_video")
     latent = source_latent("hunyuan_video")
