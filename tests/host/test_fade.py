@@ -68,6 +68,20 @@ def guide_of(model):
     return fade.find_guide({"transformer_options": {"wrappers": model.wrappers}})
 
 
+class Edit:
+    """A source clip inverted with the negative prompt's conditioning, ready to edit: model, latent, sigmas,
+    src / tgt / neg conditioning, and DDIM Invert's noise and trajectory."""
+
+    def __init__(self, model, name, steps, refine=0, seed=1):
+        self.model, self.latent, self.sigmas = model, source_latent(name, seed=seed), schedule(model, steps)
+        self.src, self.tgt, self.neg = (tm.conditioning(name, i) for i in (1, 2, 3))
+        self.noise, self.trajectory = invert(model, self.latent, self.sigmas, refine, self.neg)
+
+    def run(self, model, sampler=None, cfg=3.0):
+        return sample(model, self.noise, self.latent, self.sigmas, sampler or modulated(), self.tgt, self.neg,
+                      cfg=cfg)
+
+
 # ----------------------------------------------------------------------------------------------- analytic model
 class AnalyticDiT(torch.nn.Module):
     """Stands in for a DiT: the exact denoiser of Gaussian data x0 ~ N(mean, std^2), expressed as the model output
@@ -146,27 +160,19 @@ def test_trajectory_starts_at_the_source_and_noise_starts_the_sampler_there(mode
 def test_unguided_and_zero_strength_are_bit_identical_to_stock_ddim(models, name):
     import comfy.samplers
     model = models(name)
-    latent = source_latent(name)
-    sigmas = schedule(model, 4)
-    src, tgt, neg = (tm.conditioning(name, i) for i in (1, 2, 3))
-    noise, trajectory = invert(model, latent, sigmas, 1, neg)
-    stock = sample(model, noise, latent, sigmas, comfy.samplers.sampler_object("ddim"), tgt, neg, cfg=3.0)
-    plain = sample(model, noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
-    assert torch.equal(stock, plain)
-    off = sample(guide(model, trajectory, src, strength=0.0), noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
-    assert torch.equal(stock, off)
+    edit = Edit(model, name, 4, refine=1)
+    stock = edit.run(model, comfy.samplers.sampler_object("ddim"))
+    assert torch.equal(stock, edit.run(model))
+    assert torch.equal(stock, edit.run(guide(model, edit.trajectory, edit.src, strength=0.0)))
 
 
 @pytest.mark.parametrize("name", FADE_VARIANTS)
 def test_guided_edit_runs_on_every_architecture(models, name):
     model = models(name)
-    latent = source_latent(name)
-    sigmas = schedule(model, 5)
-    src, tgt, neg = (tm.conditioning(name, i) for i in (1, 2, 3))
-    noise, trajectory = invert(model, latent, sigmas, 0, neg)
-    guided = guide(model, trajectory, src, guided_fraction=0.6, sketch_blocks=2)
-    out = sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=2.0)
-    assert out.shape == latent["samples"].shape and torch.isfinite(out).all()
+    edit = Edit(model, name, 5)
+    guided = guide(model, edit.trajectory, edit.src, guided_fraction=0.6, sketch_blocks=2)
+    out = edit.run(guided, cfg=2.0)
+    assert out.shape == edit.latent["samples"].shape and torch.isfinite(out).all()
     g = guide_of(guided)
     assert len(g.last_run_energies) == 3                      # round(5 * 0.6) guided steps
     # step 0 starts on the trajectory: only the cached source band's bfloat16 rounding is left
@@ -191,27 +197,19 @@ def test_summed_energy_falls_as_strength_rises(models):
 
 def test_cfg_relative_normalisation_runs_and_moves_the_result(models):
     model = models("wan21")
-    latent = source_latent("wan21")
-    sigmas = schedule(model, 4)
-    src, tgt, neg = (tm.conditioning("wan21", i) for i in (1, 2, 3))
-    noise, trajectory = invert(model, latent, sigmas, 0, neg)
-    unguided = sample(model, noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
-    guided = guide(model, trajectory, src, normalisation="cfg-relative", strength=5000.0, spectrum="3d")
-    out = sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
+    edit = Edit(model, "wan21", 4)
+    unguided = edit.run(model)
+    out = edit.run(guide(model, edit.trajectory, edit.src, normalisation="cfg-relative", strength=5000.0,
+                         spectrum="3d"))
     assert torch.isfinite(out).all() and not torch.equal(out, unguided)
 
 
 def test_mask_blends_the_background_toward_the_source(models):
     model = models("wan21")
-    latent = source_latent("wan21")
-    sigmas = schedule(model, 4)
-    src, tgt, neg = (tm.conditioning("wan21", i) for i in (1, 2, 3))
-    noise, trajectory = invert(model, latent, sigmas, 0, neg)
-    guided = guide(model, trajectory, src)
-    frames, h, w = 9, 32, 32
-    mask = torch.zeros(frames, h, w)                            # nothing to edit: everything is background
-    out = sample(guided, noise, latent, sigmas, modulated(blend_fraction=1.0, mask=mask), tgt, neg, cfg=3.0)
-    torch.testing.assert_close(out, latent["samples"], atol=1e-4, rtol=1e-4)
+    edit = Edit(model, "wan21", 4)
+    mask = torch.zeros(9, 32, 32)                               # nothing to edit: everything is background
+    out = edit.run(guide(model, edit.trajectory, edit.src), modulated(blend_fraction=1.0, mask=mask))
+    torch.testing.assert_close(out, edit.latent["samples"], atol=1e-4, rtol=1e-4)
 
 
 # ----------------------------------------------------------------------------------------------- gradient
@@ -347,17 +345,13 @@ def test_offloading_activations_gives_the_same_gradient(models, name):
 
 def test_a_rerun_reuses_the_source_features_and_reproduces_the_first_run(models):
     model = models("wan21")
-    latent = source_latent("wan21")
-    sigmas = schedule(model, 4)
-    src, tgt, neg = (tm.conditioning("wan21", i) for i in (1, 2, 3))
-    noise, trajectory = invert(model, latent, sigmas, 0, neg)
-    guided = guide(model, trajectory, src, guided_fraction=0.5)
-    first = sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=2.0)
+    edit = Edit(model, "wan21", 4)
+    guided = guide(model, edit.trajectory, edit.src, guided_fraction=0.5)
+    first = edit.run(guided, cfg=2.0)
     cache = guide_of(guided).reference_cache
     assert len(cache) == 2                                     # one entry per guided step
     stored = {k: [t.clone() for t in v] for k, v in cache.items()}
-    second = sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=2.0)
-    assert torch.equal(first, second)
+    assert torch.equal(first, edit.run(guided, cfg=2.0))
     assert all(torch.equal(a, b) for k in stored for a, b in zip(stored[k], cache[k]))
 
 
