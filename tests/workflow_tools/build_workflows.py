@@ -53,6 +53,17 @@ def _load_wan(g: UIGraph, x=0, y=40):
     return shift, clip, vae
 
 
+def _decode_and_save(g: UIGraph, latent, vae, pos, save_pos, prefix):
+    """VAEDecode -> CreateVideo (16 fps, Wan's rate) -> SaveVideo."""
+    decode = g.add("VAEDecode", pos, (210, 46))
+    g.link(latent[0], latent[1], decode, "samples")
+    g.link(vae, "VAE", decode, "vae")
+    video = g.add("CreateVideo", (pos[0], pos[1] + 80), (270, 78), widgets={"fps": 16.0})
+    g.link(decode, "IMAGE", video, "images")
+    save = g.add("SaveVideo", save_pos, (480, 460), widgets={"filename_prefix": prefix})
+    g.link(video, "VIDEO", save, "video")
+
+
 FREEINIT_NOTE = """## FreeInit with Wan 2.1 (text to video)
 
 **FreeInit** samples the video several times. Between passes the result is re-noised with the first pass's
@@ -120,13 +131,7 @@ def freeinit_workflow(node_classes) -> dict:
     g.link(positive, "CONDITIONING", sampler, "positive")
     g.link(negative, "CONDITIONING", sampler, "negative")
     g.link(latent, "LATENT", sampler, "latent_image")
-    decode = g.add("VAEDecode", (1300, 340), (210, 46))
-    g.link(sampler, "LATENT", decode, "samples")
-    g.link(vae, "VAE", decode, "vae")
-    video = g.add("CreateVideo", (1300, 420), (270, 78), widgets={"fps": 16.0})
-    g.link(decode, "IMAGE", video, "images")
-    save = g.add("SaveVideo", (1660, 40), (480, 460), widgets={"filename_prefix": "video/FreeInit"})
-    g.link(video, "VIDEO", save, "video")
+    _decode_and_save(g, (sampler, "LATENT"), vae, (1300, 340), (1660, 40), "video/FreeInit")
     g.add("MarkdownNote", (0, 600), (400, 520), title="About this workflow", widgets={"text": FREEINIT_NOTE})
     return g.to_json()
 
@@ -193,13 +198,7 @@ def fade_workflow(node_classes) -> dict:
     g.link(sampler, "SAMPLER", run, "sampler")
     g.link(sigmas, "SIGMAS", run, "sigmas")
     g.link(encode, "LATENT", run, "latent_image")
-    decode = g.add("VAEDecode", (1980, 450), (210, 46))
-    g.link(run, "output", decode, "samples")
-    g.link(vae, "VAE", decode, "vae")
-    video = g.add("CreateVideo", (1980, 530), (270, 78), widgets={"fps": 16.0})
-    g.link(decode, "IMAGE", video, "images")
-    save = g.add("SaveVideo", (2340, 40), (480, 460), widgets={"filename_prefix": "video/FADE_edit"})
-    g.link(video, "VIDEO", save, "video")
+    _decode_and_save(g, (run, "output"), vae, (1980, 450), (2340, 40), "video/FADE_edit")
     g.group("5. Edit and save", (1970, -40, 860, 680))
     g.add("MarkdownNote", (0, 600), (400, 600), title="About this workflow", widgets={"text": FADE_NOTE})
     return g.to_json()
