@@ -10,7 +10,6 @@ from comfy_api.latest import io
 Filter = io.Custom("FADE_FILTER")
 Trajectory = io.Custom("FADE_TRAJECTORY")
 
-CATEGORY = "FADE"
 CATEGORY_FILTERS = "FADE/filters"
 CATEGORY_FREEINIT = "FADE/FreeInit"
 CATEGORY_EDITING = "FADE/editing"

@@ -19,7 +19,6 @@ Continuous VE models (EDM, Cosmos) get sigma_SD itself.
 from __future__ import annotations
 
 import math
-from typing import List
 
 import torch
 
@@ -90,8 +89,3 @@ def resample_schedule(sigmas: torch.Tensor, steps: int) -> torch.Tensor:
     out = s[lower] * (1.0 - frac) + s[lower + 1] * frac
     out[-1] = s[-1]
     return out.to(sigmas.device, sigmas.dtype)
-
-
-def pass_seeds(seed: int, passes: int) -> List[int]:
-    """Seeds for the fresh high-frequency noise of passes 1..N-1: seed + pass index (reproducible)."""
-    return [int(seed) + i for i in range(1, passes)]

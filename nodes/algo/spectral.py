@@ -188,14 +188,3 @@ def frequency_mix(low_source: torch.Tensor, high_source: torch.Tensor, lpf: LowP
     high = _to_video_view(high_source, layout).to(torch.float32)
     mixed = high + _lowpass_video(low - high, lpf)
     return _from_video_view(mixed, layout).to(low_source.dtype)
-
-
-def band_energy(x: torch.Tensor, lpf: LowPassFilter, layout: str | None = None) -> float:
-    """Fraction of x's energy inside the filter's pass band (sum |M X|^2 / sum |X|^2)."""
-    layout = layout or detect_layout(x)
-    video = _to_video_view(x, layout).to(torch.float32)
-    t, h, w = video.shape[-3:]
-    spectrum = torch.fft.fftn(video, dim=(-3, -2, -1))
-    total = spectrum.abs().pow(2).sum()
-    kept = (spectrum * lpf.mask(t, h, w, device=video.device)).abs().pow(2).sum()
-    return float(kept / total.clamp_min(1e-30))
