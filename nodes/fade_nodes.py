@@ -31,6 +31,10 @@ from .types import CATEGORY_EDITING, Filter, Trajectory as TrajectoryType
 log = logging.getLogger("FADE")
 
 REFERENCE_CACHE_BYTES = 8 << 30   # source low bands kept between runs, per guide, at most this much
+# Storage dtype of the source bands by the dtype of the features they come from (default float32). bfloat16
+# rounding (relative rms ~2e-3) is below a bfloat16 model's own zero-energy threshold, not a float16 or float32
+# one's; float16 would also risk overflow at the spectrum's DC bins.
+REFERENCE_STORAGE = {torch.bfloat16: torch.bfloat16}
 MEMORY_FAST = "fast"
 MEMORY_OFFLOAD = "offload activations"
 
@@ -246,13 +250,17 @@ class SketchGuide:
     def reference(self, key, compute, device) -> List[torch.Tensor]:
         """The source low bands for `key`: from the cache, else computed and cached (while under the budget).
 
-        Bands are kept as bfloat16 (real, imaginary) pairs in pinned CPU memory: a quarter of complex64 on the GPU,
-        copied without blocking. The first run uses the same rounded values as later runs, so a re-run with the
+        compute() returns (bands, the features' dtype). Bands are kept as (real, imaginary) pairs in pinned CPU
+        memory, copied without blocking, in bfloat16 for bfloat16 features and float32 otherwise (REFERENCE_STORAGE):
+        the rounding then stays below the zero-energy threshold of sketch.is_zero_energy, so a step on the source
+        trajectory has G_t below it. The first run uses the same stored values as later runs, so a re-run with the
         same settings reproduces it exactly.
         """
         stored = self.reference_cache.get(key)
         if stored is None:
-            stored = [_compact(band) for band in compute()]
+            bands, feature_dtype = compute()
+            storage = REFERENCE_STORAGE.get(feature_dtype, torch.float32)
+            stored = [_compact(band, storage) for band in bands]
             size = sum(b.numel() * b.element_size() for b in stored)
             if self.cache_bytes + size <= REFERENCE_CACHE_BYTES:
                 self.reference_cache[key] = stored
@@ -260,10 +268,10 @@ class SketchGuide:
         return [torch.view_as_complex(b.to(device, non_blocking=True).float()) for b in stored]
 
 
-def _compact(band: torch.Tensor) -> torch.Tensor:
+def _compact(band: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     offload = comfy.model_management.intermediate_device()
     pinned = torch.cuda.is_available() and band.device.type == "cuda" and torch.device(offload).type == "cpu"
-    real = torch.view_as_real(band).to(torch.bfloat16)
+    real = torch.view_as_real(band).to(dtype)
     out = torch.empty(real.shape, dtype=real.dtype, device=offload, pin_memory=pinned)
     out.copy_(real, non_blocking=pinned)
     return out
@@ -414,12 +422,15 @@ class GuideRun:
         def compute():
             source = self.guide.trajectory.at_step(step, x.device, x.dtype)
             with torch.no_grad():
-                return [sketch.low_band(f, self.band, self.guide.spectrum)
-                        for f in self._features(source, sigma, for_gradient=False)]
+                # for_gradient: the same (SDPA) attention as the gradient pass, so that equal latents give equal
+                # features even where sage / flash attention would otherwise run here.
+                features = self._features(source, sigma, for_gradient=True)
+                return [sketch.low_band(f, self.band, self.guide.spectrum) for f in features], features[0].dtype
         return self.guide.reference((step, float(sigma[0]), tuple(x.shape)), compute, x.device)
 
-    def gradient(self, step: int, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """grad_x G_t at the current latent (float32, x's shape)."""
+    def gradient(self, step: int, x: torch.Tensor, sigma: torch.Tensor) -> Optional[torch.Tensor]:
+        """grad_x G_t at the current latent (float32, x's shape), or None where G_t is zero to the features'
+        precision (sketch.is_zero_energy; e.g. step 0, which starts on the trajectory): nothing to modulate."""
         references = self._reference(step, sigma, x)
         host.throw_if_interrupted()
         offload = self.guide.memory == MEMORY_OFFLOAD
@@ -431,9 +442,12 @@ class GuideRun:
                 features = self._features(z, sigma.clone(), for_gradient=True)
                 energy = sketch.sketch_energy(features, references, [self.band] * len(features),
                                               self.guide.spectrum)
+                self.energies.append(float(energy.detach()))
+                scale = sketch.reference_energy(references, [self.band] * len(references))
+                if sketch.is_zero_energy(energy.detach(), scale, features[0].dtype):
+                    return None   # nothing to follow (and no backward pass)
                 host.throw_if_interrupted()
                 (grad,) = torch.autograd.grad(energy, z)
-        self.energies.append(float(energy.detach()))
         return grad.detach()
 
     def modulate(self, x: torch.Tensor, denoised: torch.Tensor, grad: torch.Tensor, sigma: torch.Tensor,
@@ -484,8 +498,8 @@ def sample_modulated_ddim(model, x, sigmas, extra_args=None, callback=None, disa
     for i in trange(len(sigmas) - 1, disable=disable):
         host.throw_if_interrupted()
         sigma_hat = sigmas[i]
-        if run is not None and run.is_guided(i):
-            grad = run.gradient(i, x, sigma_hat * s_in)
+        grad = run.gradient(i, x, sigma_hat * s_in) if run is not None and run.is_guided(i) else None
+        if grad is not None:
             captured: dict = {}
             call_args = _with_cfg_capture(extra_args, captured) if guide.normalisation != sketch.NORMALISE_UNIT \
                 else extra_args
@@ -530,7 +544,8 @@ class ModulatedDDIMSampler(io.ComfyNode):
                                        "background is reset to the source (official: 35 of 50 = 0.7)."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Region to edit (white). Frames and pixels of the source video; it is mapped "
-                                      "to the latent grid (frames grouped like the VAE, max-pooled, dilated 3x3)."),
+                                      "to the latent grid (frames grouped like a causal video VAE: frame 0 alone, then "
+                                      "groups of 4 for Wan; max-pooled, dilated 3x3)."),
             ],
             outputs=[io.Sampler.Output(tooltip="The sampler, for SamplerCustomAdvanced.")],
         )

@@ -122,6 +122,29 @@ def sketch_energy(features: Sequence[torch.Tensor], references: Sequence[torch.T
     return total
 
 
+def reference_energy(references: Sequence[torch.Tensor], bands: Sequence[BandSelection]) -> torch.Tensor:
+    """sum_k mean |LPF(f*_k)|^2, the energy of the stored source bands themselves: the scale G_t is judged by."""
+    total = None
+    for reference, band in zip(references, bands):
+        term = band_energy_difference(reference, torch.zeros_like(reference), band)
+        total = term if total is None else total + term
+    return total
+
+
+ZERO_ENERGY_FLOOR = 4 * torch.finfo(torch.float32).eps   # float32 latents: the sampler's start can differ from the
+                                                         # stored trajectory by an ulp, which the blocks amplify
+
+
+def is_zero_energy(energy: torch.Tensor, scale: torch.Tensor, feature_dtype: torch.dtype) -> bool:
+    """True when G_t <= eps^2 * scale with eps = max(rounding unit of the features' dtype, ZERO_ENERGY_FLOOR): the
+    current and source low bands agree to within the precision they were computed in (relative rms), so grad G_t
+    is rounding noise that either normalisation would blow up to full size. The official code likewise modulates
+    only if the energy is not allclose to 0. Thresholds: bfloat16 features 6.1e-5, float16 9.5e-7, float32 2.3e-13
+    relative to `scale` (reference_energy)."""
+    eps = max(torch.finfo(feature_dtype).eps, ZERO_ENERGY_FLOOR)
+    return float(energy) <= eps * eps * float(scale)
+
+
 # ----------------------------------------------------------------------------------------------- normalisation
 NORMALISE_UNIT = "unit"
 NORMALISE_CFG_RELATIVE = "cfg-relative"
@@ -161,9 +184,12 @@ def blend_toward_source(x: torch.Tensor, source: torch.Tensor, keep_mask: torch.
 def mask_to_latent_grid(mask: torch.Tensor, grid: Tuple[int, int, int], dilate: bool = True) -> torch.Tensor:
     """A pixel-space MASK [F, H, W] (or [H, W]) in 0..1 -> a [T, H', W'] keep-mask on the latent grid.
 
-    Frames map to latent frames as causal video VAEs group them (frame 0 alone, then groups of
-    (F - 1) / (T - 1)); space is max-pooled to the latent size; a 3x3 dilation keeps edits from being clipped at
-    the border (as the official code does after its 8x8 max-pool and 4-frame grouping).
+    Frames map to latent frames as the causal video VAEs of the supported models encode them: frame 0 alone into
+    latent frame 0, then groups of (F - 1) / (T - 1) (Wan, HunyuanVideo: 1-4 -> 1, 5-8 -> 2, ...). This differs
+    from the official code, which max-groups frames 4j .. 4j+3 into latent frame j (0-3 -> 0, 4-7 -> 1, ...), one
+    frame off the causal grouping of the 4k+1-frame clips it encodes. Space is max-pooled to the latent size, and
+    a 3x3 dilation keeps edits from being clipped at the border (the official code also max-pools, 8x8, and
+    dilates 3x3).
     """
     t, h, w = grid
     m = mask.to(torch.float32)
