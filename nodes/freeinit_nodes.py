@@ -168,9 +168,9 @@ class FreeInit(io.ComfyNode):
                 io.Float.Input("renoise_sigma", default=0.0, min=0.0, max=1000.0, step=0.001,
                                tooltip=RENOISE_TOOLTIP),
                 io.Boolean.Input("coarse_to_fine", default=False,
-                                 tooltip="The official 'fast sampling': pass i of N uses ceil(steps*(i+1)/N) steps "
-                                         "(the schedule is resampled, keeping its shape). Faster; the authors warn "
-                                         "quality can drop."),
+                                 tooltip="The official 'fast sampling': pass i of N uses int(steps/N*(i+1)) steps, "
+                                         "the last pass all of them (the schedule is resampled, keeping its shape). "
+                                         "Faster; the authors warn quality can drop."),
                 Filter.Input("filter", optional=True,
                              tooltip="Low-pass filter deciding what survives between passes. Unconnected: "
                                      "gaussian, d_s = d_t = 0.25 (the paper)."),

@@ -69,8 +69,12 @@ def reinitialise(z0: torch.Tensor, first_noise: torch.Tensor, fresh_noise: torch
 
 
 def coarse_to_fine_steps(total_steps: int, pass_index: int, passes: int) -> int:
-    """Steps for pass i (0-based) of N with the official 'fast sampling': ceil(steps * (i + 1) / N)."""
-    return max(1, math.ceil(total_steps * (pass_index + 1) / passes))
+    """Steps for pass i (0-based) of N with the official 'fast sampling' (use_fast_sampling):
+    int(steps / N * (i + 1)), e.g. 8 / 16 / 25 of 25 steps in 3 passes; at least 1, and the last pass always runs
+    every step (the float product can land just below it)."""
+    if pass_index >= passes - 1:
+        return total_steps
+    return max(1, int(total_steps / passes * (pass_index + 1)))
 
 
 def resample_schedule(sigmas: torch.Tensor, steps: int) -> torch.Tensor:

@@ -53,9 +53,15 @@ def test_reinitialise_keeps_dtype_and_rejects_shape_mismatch(algo):
 
 def test_coarse_to_fine_steps_follow_the_official_schedule(algo):
     fi = algo.freeinit
-    assert [fi.coarse_to_fine_steps(25, i, 5) for i in range(5)] == [5, 10, 15, 20, 25]
-    assert [fi.coarse_to_fine_steps(20, i, 3) for i in range(3)] == [7, 14, 20]
-    assert fi.coarse_to_fine_steps(1, 0, 4) == 1
+    # the official pipeline (use_fast_sampling): iteration i of num_iters runs int(N / num_iters * (i + 1)) steps
+    official = lambda steps, i, passes: int(steps / passes * (i + 1))
+    assert [fi.coarse_to_fine_steps(25, i, 3) for i in range(3)] == [8, 16, 25]
+    assert [fi.coarse_to_fine_steps(20, i, 3) for i in range(3)] == [6, 13, 20]
+    for steps in range(1, 61):
+        for passes in range(1, 7):
+            got = [fi.coarse_to_fine_steps(steps, i, passes) for i in range(passes)]
+            assert got[-1] == steps and min(got) >= 1
+            assert got[:-1] == [max(1, official(steps, i, passes)) for i in range(passes - 1)]
 
 
 def test_resampled_schedule_keeps_end_points_and_shape(algo):
