@@ -94,11 +94,8 @@ def _configure(harness, device):
         raise SystemExit(f"no ComfyUI: {how}; pass --comfyui PATH or set COMFYUI_PATH")
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != root]
     sys.path.insert(0, str(root))
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        sys.modules.pop("torchvision", None)
-        sys.path.insert(1, str(harness.STUBS_DIR))
+    for index, path in enumerate(harness.standin_paths()):
+        sys.path.insert(1 + index, path)
     import torch as _torch
     base = Path(tempfile.mkdtemp(prefix="fade_bench_comfy_"))
     import atexit
@@ -304,6 +301,7 @@ class Context:
     harness: object
     fade: object
     host: object
+    gradient_pass: object
     sketch: object
     spectral: object
     freeinit: object
@@ -473,7 +471,7 @@ def _naive_step(ctx, run, model_k, x, sigma, sigma_scalar, step, extra_args):
     with torch.no_grad():
         references = [sketch.low_band(f, run.band, guide.spectrum)
                       for f in _full_forward_features(ctx, run, source, sigma, grad=False)]
-    with ctx.host.gradient_enabled(clone_saved=run.arch.saves_inplace):
+    with ctx.gradient_pass.differentiable_model_code(clone_saved=run.arch.saves_inplace):
         z = x.detach().clone().requires_grad_(True)
         features = _full_forward_features(ctx, run, z, sigma.clone(), grad=True)
         energy = sketch.sketch_energy(features, references, [run.band] * len(features), guide.spectrum)
@@ -843,7 +841,8 @@ def run(argv=None):
     latent_format = patcher.model.latent_format
     spectral = pack("nodes.algo.spectral")
     ctx = Context(
-        harness=harness, fade=pack("nodes.fade_nodes"), host=pack("nodes.host"), sketch=pack("nodes.algo.sketch"),
+        harness=harness, fade=pack("nodes.fade_nodes"), host=pack("nodes.host"), gradient_pass=pack("nodes.gradient_pass"),
+        sketch=pack("nodes.algo.sketch"),
         spectral=spectral, freeinit=pack("nodes.algo.freeinit"), freeinit_nodes=pack("nodes.freeinit_nodes"),
         patcher=patcher, meter=Meter(device), device=device, args=args,
         latent={"samples": latent_format.process_out(

@@ -15,14 +15,13 @@ from tqdm.auto import trange
 import comfy.k_diffusion.sampling
 import comfy.model_management
 import comfy.patcher_extension
-import comfy.sample
 import comfy.sampler_helpers
 import comfy.samplers
 import comfy.utils
 import latent_preview
 from comfy_api.latest import io
 
-from . import host
+from . import compat, gradient_pass, host
 from .algo import ddim, sketch
 from .algo.spectral import LowPassFilter
 from .architectures import FEATURE_ATTENTION, FEATURE_BLOCK, find_architecture
@@ -92,7 +91,7 @@ class InversionSampler(comfy.samplers.Sampler):
         self.latents: List[torch.Tensor] = []
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
-               disable_pbar=False):
+               disable_pbar=False, *args, **kwargs):   # *args / **kwargs: what newer hosts add, unused here
         kind = host.parameterisation(model_wrap.inner_model.model_sampling)
         x = latent_image
         self.latents = [x.detach().to(self.store_device)]
@@ -121,7 +120,7 @@ class TrajectoryNoise:
         self.model = model
 
     def generate_noise(self, input_latent):
-        samples = comfy.sample.fix_empty_latent_channels(self.model, input_latent["samples"])
+        samples = compat.fix_empty_latent_channels(self.model, input_latent["samples"])
         self.trajectory.check_latent(samples.shape)
         is_empty = torch.count_nonzero(samples) == 0
         if not is_empty and latent_fingerprint(samples) != self.trajectory.source_fingerprint:
@@ -195,7 +194,7 @@ class DDIMInvert(io.ComfyNode):
     @classmethod
     def execute(cls, model, conditioning, latent, sigmas, cfg: float, refine: int, negative=None) -> io.NodeOutput:
         validate_video_latent(latent["samples"])   # before fix_empty_latent_channels turns 4-D into 1-frame 5-D
-        samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+        samples = compat.fix_empty_latent_channels(model, latent["samples"])
         validate_schedule(sigmas)
         if torch.count_nonzero(samples) == 0:
             raise ValueError("the latent is empty (all zeros); connect the VAE-encoded source video (VAEEncode)")
@@ -375,7 +374,7 @@ class SketchSpectrumGuide(io.ComfyNode):
                             guided_fraction=float(guided_fraction), feature=feature, spectrum=spectrum,
                             normalisation=normalisation, ratio_min=float(ratio_min), ratio_max=float(ratio_max),
                             memory=memory)
-        patched = model.clone()
+        patched = gradient_pass.patcher_for_gradients(model)
         patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, host.PACK_KEY,
                                      GuideAttachment(guide))
         return io.NodeOutput(patched)
@@ -403,12 +402,15 @@ class GuideRun:
             self.band = sketch.BandSelection(band.index.clone(), band.gain.clone(), band.weight.clone(), band.numel)
         self.guided_steps = sketch.guided_step_count(len(sigmas) - 1, guide.guided_fraction)
         self.source_cond = self._process_source_conditioning(guider, x, extra_args)
-        host.deinference_parameters(diffusion_model)
+        # Only the modules the gradient pass runs: blocks >= K keep their (possibly memory-mapped) weights.
+        unused_blocks = self.arch.block_list(diffusion_model)[guide.sketch_blocks:]
+        gradient_pass.deinference_parameters(diffusion_model, skip=unused_blocks)
         self.energies: List[float] = []
 
     def _process_source_conditioning(self, guider, x, extra_args):
         conds = {"positive": comfy.sampler_helpers.convert_cond(self.guide.source_conditioning)}
-        conds = comfy.samplers.process_conds(self.base_model, x, conds, x.device, seed=extra_args.get("seed"))
+        conds = compat.process_conds(self.base_model, x, conds, x.device, seed=extra_args.get("seed"),
+                                     latent_shapes=getattr(self.base_model, "latent_shapes", None))
         return conds["positive"]
 
     def is_guided(self, step: int) -> bool:
@@ -434,8 +436,8 @@ class GuideRun:
         references = self._reference(step, sigma, x)
         host.throw_if_interrupted()
         offload = self.guide.memory == MEMORY_OFFLOAD
-        with host.gradient_enabled(clone_saved=self.arch.saves_inplace and not offload):
-            activations = (host.offload_saved_activations(self.base_model.diffusion_model, self.arch.saves_inplace)
+        with gradient_pass.differentiable_model_code(clone_saved=self.arch.saves_inplace and not offload):
+            activations = (gradient_pass.offload_saved_activations(self.base_model.diffusion_model, self.arch.saves_inplace)
                            if offload else contextlib.nullcontext())
             with activations:
                 z = x.detach().clone().requires_grad_(True)
@@ -479,7 +481,7 @@ def _with_cfg_capture(extra_args: dict, captured: dict) -> dict:
 
 
 def sample_modulated_ddim(model, x, sigmas, extra_args=None, callback=None, disable=None, mask=None,
-                          blend_fraction=0.7):
+                          blend_fraction=0.7, **kwargs):   # **kwargs: sampler options newer hosts may add
     """DDIM (eta = 0) == Euler, with FADE's modulation when the MODEL carries a guide. Without a guide and without
     a mask this performs exactly the operations of ComfyUI's 'ddim'/'euler' sampler."""
     extra_args = {} if extra_args is None else extra_args

@@ -14,7 +14,7 @@ import comfy.patcher_extension
 import comfy.sample
 from comfy_api.latest import io
 
-from . import host
+from . import compat, host
 from .algo import freeinit as core
 from .algo.spectral import DEFAULT_FILTER, LowPassFilter, detect_layout, grid_shape
 from .types import CATEGORY_FREEINIT, Filter
@@ -78,9 +78,11 @@ class FreeInitSampling:
         self.coarse_to_fine = bool(coarse_to_fine)
 
     def __call__(self, executor, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
-                 disable_pbar=False, seed=None):
+                 disable_pbar=False, seed=None, *args, **kwargs):
+        # *args / **kwargs: whatever newer hosts add (v0.8+: latent_shapes=) is passed on to every pass unchanged.
         if self.passes <= 1:
-            return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
+            return executor(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,
+                            *args, **kwargs)
         guider = executor.class_obj
         patcher = guider.model_patcher
         model_sampling = patcher.get_model_object("model_sampling")
@@ -109,7 +111,7 @@ class FreeInitSampling:
                 comfy.model_management.soft_empty_cache()
             pass_sigmas = core.resample_schedule(sigmas, pass_steps[index]) if self.coarse_to_fine else sigmas
             result = executor(pass_noise, latent_image, sampler, pass_sigmas, denoise_mask,
-                              _offset_callback(callback, done, total), disable_pbar, seed)
+                              _offset_callback(callback, done, total), disable_pbar, seed, *args, **kwargs)
             done += pass_steps[index]
         send_node_text(f"FreeInit: {self.passes} passes done")
         return result
@@ -141,8 +143,8 @@ def _offset_callback(callback, offset: int, total: int):
     if callback is None:
         return None
 
-    def forward(step, x0, x, total_steps):
-        return callback(offset + step, x0, x, total)
+    def forward(step, x0, x, total_steps, *args, **kwargs):
+        return callback(offset + step, x0, x, total, *args, **kwargs)
     return forward
 
 
@@ -253,6 +255,6 @@ class FreeInitNoiseReinit(io.ComfyNode):
         samples = latent["samples"]
         validate_video_latent(samples, "previous pass's latent")
         host.resolve_renoise_sigma(model.get_model_object("model_sampling"), renoise_sigma)
-        samples = comfy.sample.fix_empty_latent_channels(model, samples)
+        samples = compat.fix_empty_latent_channels(model, samples)
         return io.NodeOutput(ReinitialisedNoise(model, samples, latent.get("batch_index"), filter, noise_seed,
                                                 fresh_seed, renoise_sigma))

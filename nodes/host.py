@@ -1,9 +1,7 @@
-"""Glue between the pure-torch core and ComfyUI: sampling parameterisation, noise units, autograd under inference
-mode, and sketch-feature capture with early exit. Everything that touches ComfyUI internals lives here or in the
-node files."""
+"""Glue between the pure-torch core and ComfyUI: sampling parameterisation, noise units and sketch-feature capture
+with early exit. Autograd inside a node is in gradient_pass.py, host-version differences in compat.py."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from typing import List, Sequence, Tuple
@@ -14,8 +12,8 @@ import comfy.model_management
 import comfy.model_sampling
 import comfy.patcher_extension
 import comfy.samplers
-from comfy.ldm.modules import attention as comfy_attention
 
+from . import gradient_pass
 from .algo import freeinit as core_freeinit
 from .algo.sketch import tokens_to_grid
 from .architectures import Architecture
@@ -91,69 +89,6 @@ def throw_if_interrupted():
     comfy.model_management.throw_exception_if_processing_interrupted()
 
 
-# ----------------------------------------------------------------------------------------------- autograd
-def deinference_parameters(module: torch.nn.Module) -> int:
-    """Replace inference-mode parameters and buffers with ordinary tensors of the same values.
-
-    ComfyUI runs nodes (and so its loaders) under torch.inference_mode, and autograd cannot save inference
-    tensors for backward. The replacement keeps values, devices and dtypes, works under inference mode too, and
-    is idempotent; it is redone every run because a reload under inference mode creates inference tensors again.
-    """
-    replaced = 0
-    with torch.inference_mode(False):
-        for sub in module.modules():
-            for name, p in list(sub._parameters.items()):
-                if p is not None and (p.is_inference() or p.requires_grad):
-                    data = p.clone() if p.is_inference() else p.detach()
-                    sub._parameters[name] = torch.nn.Parameter(data, requires_grad=False)
-                    replaced += 1
-            for name, b in list(sub._buffers.items()):
-                if b is not None and b.is_inference():
-                    sub._buffers[name] = b.clone()
-                    replaced += 1
-    return replaced
-
-
-@contextlib.contextmanager
-def gradient_enabled(clone_saved: bool):
-    """Autograd inside a node: leave inference mode, enable grad, and (for blocks that update saved tensors in
-    place) clone what autograd saves."""
-    with torch.inference_mode(False), torch.enable_grad():
-        if clone_saved:
-            with torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t):
-                yield
-        else:
-            yield
-
-
-def offload_saved_activations(module: torch.nn.Module, clone_saved: bool):
-    """saved_tensors_hooks that keep what autograd saves in (pinned) CPU memory until the backward pass, except
-    the module's own parameters, which are resident anyway. The copy also shields saved tensors from later
-    in-place updates; tensors already on the CPU are cloned for that when `clone_saved`."""
-    keep = {p.data_ptr() for p in module.parameters()}
-    pin = torch.cuda.is_available()
-
-    def pack(tensor):
-        if tensor.data_ptr() in keep:
-            return (None, tensor)
-        if tensor.device.type == "cpu":
-            return (None, tensor.clone() if clone_saved else tensor)
-        copy = torch.empty(tensor.size(), dtype=tensor.dtype, device="cpu", pin_memory=pin)
-        copy.copy_(tensor, non_blocking=pin)
-        return (tensor.device, copy)
-
-    def unpack(packed):
-        device, tensor = packed
-        return tensor if device is None else tensor.to(device, non_blocking=pin)
-
-    return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
-
-
-def _sdpa_attention(func, *args, **kwargs):
-    # Sage / flash backends have no backward; the gradient pass always uses PyTorch SDPA.
-    return comfy_attention.attention_pytorch(*args, **kwargs)
-
-
 # ----------------------------------------------------------------------------------------------- sketch capture
 class _SketchComplete(Exception):
     """Raised after the last sketch feature is captured, so the rest of the network never runs."""
@@ -186,7 +121,7 @@ class SketchCapture:
         options = comfy.patcher_extension.copy_nested_dicts(base_options) if base_options else {}
         transformer_options = options.setdefault("transformer_options", {})
         if for_gradient:
-            transformer_options["optimized_attention_override"] = _sdpa_attention
+            transformer_options["optimized_attention_override"] = gradient_pass.sdpa_attention
         arch, k_last, feature = self.arch, self.sketch_blocks - 1, self.feature
         run_log = self.blocks_run
 
