@@ -4,7 +4,6 @@ The base directory is private to the run: custom_nodes/ holds the pack (symlink 
 FADETEST_ stand-in pack, and a fixture pack whose only content is example workflows for the template browser;
 models/ holds tiny synthetic weights.
 """
-import importlib.util
 import json
 import os
 import socket
@@ -15,11 +14,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import harness
 from cdp import die_with_parent
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
-STUBS_DIR = REPO_ROOT / "tests" / "stubs"
 FIXTURE_PACK = "fade_browser_fixtures"
 # Input media for workflows that load a source clip or image, copied under the names they refer to.
 INPUT_VIDEO = "fadetest_clip.mp4"
@@ -118,9 +117,10 @@ class ComfyServer:
 
     def start(self, timeout=90.0):
         env = dict(os.environ)
-        if importlib.util.find_spec("torchvision") is None:
-            # comfy.model_base imports torchvision unconditionally (comfy/ldm/cosmos/model.py); CPU CI has none.
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(STUBS_DIR), env.get("PYTHONPATH")]))
+        # ComfyUI imports torchvision / torchaudio at start-up; CPU CI has neither (harness.standin_paths).
+        standins = harness.standin_paths()
+        if standins:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, standins + [env.get("PYTHONPATH")]))
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--base-directory", str(self.base), "--disable-auto-launch", "--dont-print-server",
                "--database-url", "sqlite:///:memory:", "--disable-api-nodes", "--log-stdout",

@@ -37,6 +37,14 @@ def pytest_collection_modifyitems(config, items):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if SKIP_REASON:
         terminalreporter.write_line(SKIP_REASON)
+        return
+    import os
+    root, _ = harness.find_comfyui()
+    terminalreporter.write_line(f"host tests ran against ComfyUI {harness.host_version(root)} at {root}")
+    others = [p for p in os.environ.get("COMFYUI_PATH", "").split(os.pathsep)[1:] if p.strip()]
+    if others:
+        terminalreporter.write_line(f"host tests NOT run against {others} (one host per process; "
+                                    "python tests/run_all.py runs every host)")
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -94,10 +95,13 @@ def find_comfyui():
     if env is not None:
         if env.strip().lower() in _NONE_VALUES:
             return None, f"COMFYUI_PATH={env!r} disables them"
-        p = Path(env).expanduser()
+        # Several hosts (os.pathsep-separated): one process can hold only one ComfyUI, so this process tests
+        # the first; tests/run_all.py runs one process per host.
+        first = env.split(os.pathsep)[0]
+        p = Path(first).expanduser()
         if _is_comfy_root(p):
             return p.resolve(), "COMFYUI_PATH"
-        return None, f"COMFYUI_PATH={env} is not a ComfyUI checkout (no main.py + comfy/ + nodes.py)"
+        return None, f"COMFYUI_PATH={first} is not a ComfyUI checkout (no main.py + comfy/ + nodes.py)"
     parent = REPO_ROOT.parent
     if parent.name == "custom_nodes" and _is_comfy_root(parent.parent):
         return parent.parent.resolve(), "installed in custom_nodes"
@@ -105,6 +109,22 @@ def find_comfyui():
     if _is_comfy_root(home):
         return home.resolve(), "~/ComfyUI"
     return None, "no ComfyUI found (COMFYUI_PATH unset, not installed under custom_nodes/, no ~/ComfyUI)"
+
+
+def host_version(root):
+    """ComfyUI's version string from comfyui_version.py ('unknown' when it has none)."""
+    path = Path(root) / "comfyui_version.py"
+    match = re.search(r'__version__\s*=\s*"([^"]+)"', path.read_text() if path.is_file() else "")
+    return match.group(1) if match else "unknown"
+
+
+def version_tuple(root=None):
+    """The host's version as a tuple of ints, e.g. (0, 33, 0), for tests whose expectations differ by host."""
+    root = root or (_HOST.comfy_root if _HOST is not None else find_comfyui()[0])
+    if root is None:
+        return (0, 0, 0)
+    return tuple(int(x) for x in re.findall(r"\d+", host_version(root))[:3]) if host_version(root) != "unknown" \
+        else (0, 0, 0)
 
 
 def unavailable_reason():
@@ -172,6 +192,26 @@ class Host:
 _HOST = None
 
 
+# --------------------------------------------------------------------------- import stand-ins
+
+# Packages ComfyUI imports at start-up that have no wheel for the CPU torch used here: name -> stand-in root.
+STANDIN_ROOTS = {"torchvision": STUBS_DIR / "vision", "torchaudio": STUBS_DIR / "audio"}
+
+
+def standin_paths():
+    """sys.path entries that supply import stand-ins for the packages that cannot be imported for real (the
+    shared helper module first); empty when all are installed. Also used for server subprocesses (PYTHONPATH)."""
+    missing = []
+    for name, root in STANDIN_ROOTS.items():
+        try:
+            importlib.import_module(name)
+        except Exception:   # not installed, or installed for another torch (fails to load)
+            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+                del sys.modules[key]
+            missing.append(str(root))
+    return [str(STUBS_DIR / "common")] + missing if missing else []
+
+
 # --------------------------------------------------------------------------- level 1
 
 def configure(base_dir=None):
@@ -197,11 +237,8 @@ def configure(base_dir=None):
             "something imported the pack's nodes/ package as top-level 'nodes' (repo root on sys.path). "
             "Import pack modules through a package name instead.")
 
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        sys.modules.pop("torchvision", None)
-        sys.path.insert(1, str(STUBS_DIR))
+    for index, path in enumerate(standin_paths()):
+        sys.path.insert(1 + index, path)
 
     if base_dir:
         base = Path(base_dir)
@@ -338,6 +375,10 @@ def _bootstrap(h):
     h.server = StubServer()
     _install_stub_server(h.server)
     _install_progress_hook(h.server)
+    # v0.33 throttles progress updates to one per 100 ms; tests count every step, so no minimum interval.
+    if hasattr(comfy.utils, "PROGRESS_THROTTLE_MIN_INTERVAL"):
+        comfy.utils.PROGRESS_THROTTLE_MIN_INTERVAL = 0.0
+        comfy.utils.PROGRESS_THROTTLE_MIN_PERCENT = 0.0
     if os.environ.get("FADETEST_TQDM", "") in ("", "0"):
         comfy.utils.set_progress_bar_enabled(False)   # quiet tqdm; the hook still fires
     h.loaded = True
@@ -479,6 +520,8 @@ class PromptResult(dict):
     def outputs_of(self, node_id):
         """Python output values of any executed node (from the executor's cache)."""
         cached = self.executor.caches.outputs.get(str(node_id))
+        if inspect.isawaitable(cached):                 # v0.33: the cache's get is a coroutine
+            cached = asyncio.run(cached)
         if cached is None:
             raise KeyError(f"node {node_id!r} has no cached outputs (not executed, or evicted)")
         data = getattr(cached, "outputs", cached)     # newer ComfyUI wraps outputs in a CacheEntry
@@ -494,7 +537,10 @@ class PromptResult(dict):
 def new_executor():
     import execution
     h = bootstrap()
-    return execution.PromptExecutor(h.server, cache_type=execution.CacheType.CLASSIC)
+    kwargs = {}
+    if "cache_args" in inspect.signature(execution.PromptExecutor.__init__).parameters:
+        kwargs["cache_args"] = {"lru": 0, "ram": 0, "ram_inactive": 0}   # v0.8+: main.py's keys, no RAM headroom
+    return execution.PromptExecutor(h.server, cache_type=execution.CacheType.CLASSIC, **kwargs)
 
 
 def validate(prompt, prompt_id=None):

@@ -8,7 +8,8 @@ import torch
 import harness
 import tiny_models as tm
 
-FADE_VARIANTS = ["wan21", "wan22_5b", "hunyuan_video", "ltxv", "mochi", "cosmos1", "cosmos_predict2"]
+FADE_VARIANTS = tm.params(["wan21", "wan22_5b", "hunyuan_video", "hunyuan_video15", "ltxv", "mochi", "cosmos1",
+                           "cosmos_predict2"])
 
 
 def schedule(model, steps, scheduler="simple"):

@@ -6,8 +6,9 @@ import torch
 import harness
 import tiny_models as tm
 
-VIDEO_VARIANTS = ["wan21", "wan22_5b", "hunyuan_video", "ltxv", "mochi", "cosmos1", "cosmos_predict2"]
-ALL_VARIANTS = VIDEO_VARIANTS + ["sd15"]
+VIDEO_VARIANTS = tm.params(["wan21", "wan22_5b", "hunyuan_video", "hunyuan_video15", "ltxv", "mochi", "cosmos1",
+                            "cosmos_predict2"])
+ALL_VARIANTS = VIDEO_VARIANTS + tm.params(["sd15"])
 STEPS = 3
 
 

@@ -11,7 +11,7 @@ import tiny_models as tm
 pytestmark = pytest.mark.host
 
 
-@pytest.mark.parametrize("name", tm.NAMES)
+@pytest.mark.parametrize("name", tm.params(tm.NAMES))
 def test_tiny_model_samples(name):
     v = tm.variant(name)
     model = tm.build(name)

@@ -36,6 +36,7 @@ class Variant:
     blocks: dict               # where the transformer blocks live: diffusion_model attribute -> count
                                # (sd15: UNet section -> SpatialTransformer count)
     dit_patches: bool          # ("double_block", i) patches_replace supported
+    min_host: tuple = (0, 3, 64)   # first ComfyUI version that has this model
 
     @property
     def video(self):
@@ -66,6 +67,16 @@ VARIANTS = {
              num_heads=1, depth=2, depth_single_blocks=2, theta=256, qkv_bias=True, byt5=False,
              guidance_embed=True),
         16, 4, 8, (1, 2, 2), {"double_blocks": 2, "single_blocks": 2}, True),
+    # HunyuanVideo 1.5 (ComfyUI v0.3.71+): same class, 32-ch latent (x16 VAE), 1x1x1 patch, Qwen2.5-VL context
+    # (3584), the 32-ch image + 1-ch mask concat (in 65 = 32 + 32 + 1), the SigLIP vision projection (1152, which
+    # picks HunyuanVideo15) and the cond-type embedding; no CLIP pooled vector, no guidance embedding.
+    "hunyuan_video15": Variant(
+        "hunyuan_video15", "comfy.ldm.hunyuan_video.model:HunyuanVideo", "HunyuanVideo15", True,
+        dict(image_model="hunyuan_video", in_channels=65, patch_size=[1, 1, 1], out_channels=32, vec_in_dim=None,
+             axes_dim=[16, 56, 56], meanflow=False, context_in_dim=3584, hidden_size=128, mlp_ratio=4.0,
+             num_heads=1, depth=2, depth_single_blocks=2, theta=256, qkv_bias=True, byt5=False,
+             guidance_embed=False, use_cond_type_embedding=True, vision_in_dim=1152, meanflow_sum=True),
+        32, 4, 16, (1, 1, 1), {"double_blocks": 2, "single_blocks": 2}, True, min_host=(0, 3, 71)),
     # LTXV: detection fixes 32 heads (head_dim = attn2 rows // 32); cross_attention_dim must equal
     # the inner dim; caption_channels (4096) is not detected.
     "ltxv": Variant(
@@ -120,12 +131,53 @@ VARIANTS = {
 NAMES = tuple(VARIANTS)
 VIDEO_NAMES = tuple(n for n, v in VARIANTS.items() if v.video)
 
+# Constructor fields newer hosts added to a model's params, with the values that keep the older model.
+# HunyuanVideoParams gained these in v0.3.71 (HunyuanVideo 1.5); v0.3.64 rejects them.
+NEWER_HOST_FIELDS = {
+    "comfy.ldm.hunyuan_video.model:HunyuanVideo": ("HunyuanVideoParams", {
+        "use_cond_type_embedding": False, "vision_in_dim": None, "meanflow_sum": False}),
+}
+
 
 def variant(name):
     try:
         return VARIANTS[name]
     except KeyError:
         raise KeyError(f"unknown tiny model {name!r}; known: {', '.join(NAMES)}") from None
+
+
+def available(name):
+    """Whether the running host has variant `name` (tests skip the others, naming the host)."""
+    return harness.version_tuple() >= variant(name).min_host
+
+
+def params(names):
+    """pytest parameters for variants, those the running host lacks marked skip (naming the version they need)."""
+    import pytest
+    out = []
+    for name in names:
+        v = variant(name)
+        need = ".".join(map(str, v.min_host))
+        out.append(pytest.param(name, marks=pytest.mark.skipif(
+            not available(name), reason=f"{name} needs ComfyUI >= {need}")))
+    return out
+
+
+def host_config(v):
+    """The variant's constructor kwargs for the running host: fields the host's params class requires but the
+    variant predates are filled with the values that keep the older model."""
+    if not available(v.name):
+        raise RuntimeError(f"{v.name} needs ComfyUI >= {'.'.join(map(str, v.min_host))}")
+    config = dict(v.config)
+    extra = NEWER_HOST_FIELDS.get(v.model_class)
+    if extra:
+        params_name, defaults = extra
+        params = getattr(importlib.import_module(v.model_class.split(":")[0]), params_name, None)
+        fields = getattr(params, "__dataclass_fields__", {})
+        for key, value in defaults.items():
+            if key in fields and key not in config:
+                config[key] = value
+    return config
 
 
 # --------------------------------------------------------------------------- weights
@@ -152,7 +204,7 @@ def state_dict(name, seed=0, prefix="model.diffusion_model."):
     import torch
     import comfy.ops
     v = variant(name)
-    model = _diffusion_class(v)(**v.config, device="cpu", operations=comfy.ops.disable_weight_init)
+    model = _diffusion_class(v)(**host_config(v), device="cpu", operations=comfy.ops.disable_weight_init)
     gen = torch.Generator().manual_seed(int(seed))
     keys = model.state_dict()
     return {prefix + k: _init_like(k, tuple(t.shape), gen) for k, t in keys.items()}
@@ -201,7 +253,7 @@ def build(name, seed=0, inference=True):
             if patcher is None:
                 raise AssertionError(f"{name}: ComfyUI's model detection did not recognise the state dict")
         else:
-            mc = getattr(comfy.supported_models, v.supported)(dict(v.config))
+            mc = getattr(comfy.supported_models, v.supported)(host_config(v))
             mc.set_inference_dtype(torch.float32, None)
             model = mc.get_model({}, "")
             model = model.to(mm.unet_offload_device())

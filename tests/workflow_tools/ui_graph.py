@@ -12,6 +12,7 @@ import uuid
 from typing import Dict, List
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"   # V3 dynamic combo (v0.8+): its value picks which nested widgets exist
 FRONTEND_ONLY = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
 
 
@@ -128,6 +129,35 @@ class UIGraph:
                 "version": 0.4}
 
 
+def _default(spec):
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if "default" in options:
+        return options["default"]
+    choices = spec[0] if isinstance(spec[0], list) else options.get("options", [])
+    first = choices[0] if choices else None
+    return first["key"] if isinstance(first, dict) else first
+
+
+def _take_widget(name, spec, values, inputs, prefix):
+    """Consume the saved values of one input (and, for a dynamic combo, of the chosen option's widgets, keyed
+    'parent.child' as V3 expects). A workflow saved on an older host lacks widgets newer hosts added; the
+    frontend gives those their defaults, and so does this. Hidden inputs have no widget."""
+    options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if options.get("hidden") or not (_is_widget(spec) or spec[0] == DYNAMIC_COMBO):
+        return
+    value = values.pop(0) if values else _default(spec)
+    inputs[prefix + name] = value
+    if _has_control(spec) and values:
+        values.pop(0)
+    if _has_upload(spec) and values:
+        values.pop(0)
+    if spec[0] == DYNAMIC_COMBO:
+        chosen = next((o for o in options.get("options", []) if o.get("key") == value), None)
+        nested = (chosen or {}).get("inputs", {})
+        for sub_name, sub_spec in list(nested.get("required", {}).items()) + list(nested.get("optional", {}).items()):
+            _take_widget(sub_name, sub_spec, values, inputs, f"{prefix}{name}.")
+
+
 def ui_to_api(workflow: dict, node_classes) -> dict:
     """API prompt {id: {class_type, inputs}} from a UI-format workflow (what the frontend's graphToPrompt does for
     these graphs: links become [source_id, slot], widget values are matched to widget inputs in order)."""
@@ -140,12 +170,7 @@ def ui_to_api(workflow: dict, node_classes) -> dict:
         inputs = {}
         values = list(node.get("widgets_values", []))
         for name, spec in ordered:
-            if _is_widget(spec):
-                inputs[name] = values.pop(0)
-                if _has_control(spec):
-                    values.pop(0)
-                if _has_upload(spec):
-                    values.pop(0)
+            _take_widget(name, spec, values, inputs, "")
         for entry in node.get("inputs", []):
             if entry.get("link") is not None:
                 link = links[entry["link"]]

@@ -18,6 +18,7 @@ FAMILIES = {
     "wan21": {"context_dim": 4096, "tokens": 8},             # UMT5-XXL
     "wan22_5b": {"context_dim": 4096, "tokens": 8},          # UMT5-XXL
     "hunyuan_video": {"context_dim": 4096, "tokens": 8, "pooled": 768},  # llava-llama3 + CLIP-L pooled
+    "hunyuan_video15": {"context_dim": 3584, "tokens": 8, "pooled": 3584},   # Qwen2.5-VL 7B (pooled unused)
     # T5-XXL through mochi_te, so masked; LTXVModel.forward requires attention_mask.
     "ltxv": {"context_dim": 4096, "tokens": 12, "valid": 8},
     # Real Mochi uses T5-XXL (4096); the tiny Mochi is built with t5_feat_dim=256

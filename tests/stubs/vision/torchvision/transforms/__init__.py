@@ -2,6 +2,9 @@
 import enum
 
 import torch
+from fadetest_standin import module_getattr
+
+__getattr__ = module_getattr(__name__)   # ToPILImage, ToTensor ...: names only
 
 
 class InterpolationMode(enum.Enum):
