@@ -1,17 +1,33 @@
 // Canvas previews for the FADE & FreeInit nodes, drawn in the browser from the widget values (no server round trip).
 //
-// - 3D Gaussian LPF: spatial and temporal gain profiles with the cut-offs marked, the bins of the reference latent
+// - 3D Low-Pass Filter: spatial and temporal gain profiles with the cut-offs marked, the bins of the reference latent
 //   grid as dots, and the kept fraction / white-noise energy fraction on that grid (formulas in lpf_math.js, the
 //   same as nodes/algo/spectral.py; tests/core/test_js_filter_parity.py keeps them equal).
 // - Sketch-Block Spectrum Guide: a bar showing which share of the sampling steps is guided.
+// - Widgets that only some settings use are hidden otherwise (WIDGET_RULES); renoise_sigma 0 reads "auto".
 //
 // Draw code never throws: a failing preview must not break the canvas loop for the whole graph.
 import { app } from "../../scripts/app.js";
 import * as lpf from "./lpf_math.js";
 
+// Namespaced to the pack (comfy-test's lint; extension names are global in the frontend).
+export const EXTENSION_NAME = "fade-freeinit.Previews";
 const LPF_NODE = "FADE_GaussianLPF3D";
 const GUIDE_NODE = "FADE_SketchSpectrumGuide";
+const SAMPLER_NODE = "FADE_ModulatedDDIMSampler";
+const RENOISE_NODES = ["FADE_FreeInit", "FADE_FreeInitNoiseReinit"];
 const LPF_WIDGETS = ["filter_type", "spatial_cutoff", "temporal_cutoff", "butterworth_order"];
+
+// widget -> when it applies. A widget that does nothing under the current settings is hidden (its value is kept,
+// saved and sent as before; node ids and widget order do not change).
+const WIDGET_RULES = {
+  [LPF_NODE]: { butterworth_order: (node) => widgetValue(node, "filter_type") === "butterworth" },
+  [GUIDE_NODE]: {
+    ratio_min: (node) => widgetValue(node, "normalisation") === "cfg-relative",
+    ratio_max: (node) => widgetValue(node, "normalisation") === "cfg-relative",
+  },
+  [SAMPLER_NODE]: { blend_fraction: (node) => isInputLinked(node, "mask") },
+};
 
 const PREVIEW_HEIGHT = 168;
 const GUIDE_HEIGHT = 30;
@@ -27,9 +43,9 @@ const COLORS = {
   error: "#ff7070",
   guided: "#4fb0ff",
 };
-const [REF_T, REF_H, REF_W] = lpf.REFERENCE_GRID;
-const SPATIAL_BINS = lpf.binFrequencies(REF_H);
-const TEMPORAL_BINS = lpf.binFrequencies(REF_T);
+// Wan 2.1 / HunyuanVideo VAE: 4 frames and 8x8 pixels per latent cell (frame 0 alone).
+const VAE_TIME = 4;
+const VAE_SPACE = 8;
 
 let warnedOnce = false;
 function reportDrawError(where, error) {
@@ -41,6 +57,10 @@ function reportDrawError(where, error) {
 function widgetValue(node, name, fallback) {
   const widget = node.widgets?.find((w) => w.name === name);
   return widget === undefined || widget.value === undefined ? fallback : widget.value;
+}
+
+function isInputLinked(node, name) {
+  return (node.inputs ?? []).some((input) => input?.name === name && input.link != null);
 }
 
 // A widget converted to (or driven by) a link shows a stale value; say so instead of pretending.
@@ -96,11 +116,44 @@ function currentFilter(node) {
   );
 }
 
-// Kept fractions take ~131k bin evaluations; recompute only when a parameter changes.
-function cachedFractions(node, filter) {
-  const key = `${filter.kind}|${filter.spatialCutoff}|${filter.temporalCutoff}|${filter.order}`;
+function numberWidget(node, name) {
+  const value = Number(widgetValue(node, name, NaN));
+  return Number.isFinite(value) && value > 0 ? value : null;
+}
+
+// The latent grid this graph makes: the first node with width, height and length widgets (an empty video latent),
+// else a width/height node (the source resize) and a length node (the frame cut). Null when the graph has none.
+export function graphLatentGrid(graph) {
+  const nodes = graph?.nodes ?? graph?._nodes ?? [];
+  let size = null;
+  let frames = null;
+  for (const n of nodes) {
+    const w = numberWidget(n, "width");
+    const h = numberWidget(n, "height");
+    const len = numberWidget(n, "length");
+    if (w && h && len) return { width: w, height: h, frames: len };
+    if (w && h && !size) size = { width: w, height: h };
+    if (len && !frames) frames = len;
+  }
+  return size && frames ? { ...size, frames } : null;
+}
+
+function previewGrid(node) {
+  const found = graphLatentGrid(node.graph ?? app.graph);
+  if (found) {
+    const t = Math.floor((found.frames - 1) / VAE_TIME) + 1;
+    const h = Math.max(1, Math.floor(found.height / VAE_SPACE));
+    const w = Math.max(1, Math.floor(found.width / VAE_SPACE));
+    return { grid: [t, h, w], label: `${found.height}\u00d7${found.width}, ${found.frames} frames, from this graph` };
+  }
+  return { grid: [...lpf.REFERENCE_GRID], label: "Wan 2.1, 480\u00d7832, 81 frames" };
+}
+
+// Kept fractions take up to ~131k bin evaluations; recompute only when a parameter or the grid changes.
+function cachedFractions(node, filter, grid) {
+  const key = `${filter.kind}|${filter.spatialCutoff}|${filter.temporalCutoff}|${filter.order}|${grid.join("x")}`;
   if (node.fadeLpfCache?.key !== key) {
-    node.fadeLpfCache = { key, ...lpf.fractions(filter) };
+    node.fadeLpfCache = { key, ...lpf.fractions(filter, grid) };
   }
   return node.fadeLpfCache;
 }
@@ -187,15 +240,18 @@ function drawLpfPreview(ctx, node, width, y, lowQuality) {
   const gap = 8;
   const panelW = (inner - gap) / 2;
   const { spatialCutoff: ds, temporalCutoff: dt } = filter;
-  drawProfile(ctx, { x: margin, y, w: panelW, h: plotH }, (f) => lpf.spatialGain(filter, f), ds, SPATIAL_BINS,
-    COLORS.spatial, "spatial (t = 0)", `d_s ${ds}`, lowQuality);
+  const { grid, label } = previewGrid(node);
+  const [gridT, gridH, gridW] = grid;
+  drawProfile(ctx, { x: margin, y, w: panelW, h: plotH }, (f) => lpf.spatialGain(filter, f), ds,
+    lpf.binFrequencies(gridH), COLORS.spatial, "spatial (t = 0)", `d_s ${ds}`, lowQuality);
   drawProfile(ctx, { x: margin + panelW + gap, y, w: panelW, h: plotH }, (f) => lpf.temporalGain(filter, f), dt,
-    TEMPORAL_BINS, COLORS.temporal, "temporal (xy = 0)", `d_t ${dt}`, lowQuality);
+    lpf.binFrequencies(gridT), COLORS.temporal, "temporal (xy = 0)", `d_t ${dt}`, lowQuality);
 
-  const { kept, energy } = cachedFractions(node, filter);
+  const { kept, energy } = cachedFractions(node, filter, grid);
   const linked = LPF_WIDGETS.some((name) => isLinked(node, name));
+  const gridText = `on a ${gridT}\u00d7${gridH}\u00d7${gridW} latent (${label})`;
   // Read back by tests/browser (and handy when debugging from the console).
-  node.fadeLpfPreview = { kept, energy, filter, linked, draws: (node.fadeLpfPreview?.draws ?? 0) + 1 };
+  node.fadeLpfPreview = { kept, energy, filter, linked, grid, gridText, draws: (node.fadeLpfPreview?.draws ?? 0) + 1 };
   if (lowQuality) return;
 
   ctx.textBaseline = "top";
@@ -211,9 +267,8 @@ function drawLpfPreview(ctx, node, width, y, lowQuality) {
   ctx.fillText(`keeps ${percent(kept)} of the spectrum, ${percent(energy)} of the noise energy`, margin,
     y + plotH + 14, inner);
   ctx.fillStyle = COLORS.dim;
-  ctx.fillText(linked ? "a cut-off comes from a link: preview shows the widget values"
-    : `on a ${REF_T}\u00d7${REF_H}\u00d7${REF_W} latent (Wan 2.1, 480\u00d7832, 81 frames)`, margin,
-  y + plotH + 28, inner);
+  ctx.fillText(linked ? "a cut-off comes from a link: preview shows the widget values" : gridText, margin,
+    y + plotH + 28, inner);
 }
 
 // ------------------------------------------------------------------------------------------------ guide bar
@@ -247,6 +302,66 @@ function drawGuideBar(ctx, node, width, y, lowQuality) {
   ctx.fillText(label, margin + w / 2, barY + barH / 2, w - 6);
 }
 
+// ------------------------------------------------------------------------------------------------ conditional widgets
+
+// Classic canvas reads widget.hidden; Vue nodes read widget.options.hidden (frontend 1.27 through 1.49 at least).
+function setWidgetHidden(widget, hidden) {
+  if (!!widget.hidden === hidden && !!widget.options?.hidden === hidden) return false;
+  widget.hidden = hidden;
+  if (widget.options) widget.options.hidden = hidden;
+  else widget.options = { hidden };
+  return true;
+}
+
+function applyWidgetRules(node) {
+  const rules = WIDGET_RULES[node.comfyClass ?? node.type];
+  if (!rules) return;
+  let changed = false;
+  for (const widget of node.widgets ?? []) {
+    const applies = rules[widget.name];
+    // A widget turned into a linked input stays as it is: its socket is what the user sees.
+    if (applies && !isLinked(node, widget.name)) changed = setWidgetHidden(widget, !applies(node)) || changed;
+  }
+  if (!changed) return;
+  // Fit the height to the visible widgets (classic canvas; Vue nodes size themselves from the DOM).
+  const size = node.computeSize?.();
+  if (size && node.size) node.setSize?.([Math.max(node.size[0], size[0]), size[1]]);
+  node.setDirtyCanvas?.(true, true);
+  node.graph?.setDirtyCanvas?.(true, true);
+}
+
+function watchWidgetRules(node) {
+  const rules = WIDGET_RULES[node.comfyClass ?? node.type];
+  if (!rules) return;
+  const controlling = ["filter_type", "normalisation"];
+  for (const widget of node.widgets ?? []) {
+    if (!controlling.includes(widget.name)) continue;
+    const original = widget.callback;
+    widget.callback = function () {
+      const result = original?.apply(this, arguments);
+      applyWidgetRules(node);
+      return result;
+    };
+  }
+  applyWidgetRules(node);
+}
+
+// renoise_sigma: 0 means "the model's default level"; the number widget shows "auto" there instead of 0.000.
+function showAutoAtZero(node, name) {
+  const widget = node.widgets?.find((w) => w.name === name);
+  if (!widget) return;
+  const proto = Object.getPrototypeOf(widget);
+  const descriptor = proto && Object.getOwnPropertyDescriptor(proto, "_displayValue");
+  if (!descriptor?.get) return;            // a frontend without this hook: the label ("0 = auto") still says it
+  Object.defineProperty(widget, "_displayValue", {
+    configurable: true,
+    get() {
+      if (!this.computedDisabled && Number(this.value) === 0) return "auto";
+      return descriptor.get.call(this);
+    },
+  });
+}
+
 // ------------------------------------------------------------------------------------------------ registration
 
 function extendOnNodeCreated(nodeType, setup) {
@@ -256,26 +371,48 @@ function extendOnNodeCreated(nodeType, setup) {
     try {
       setup(this);
     } catch (error) {
-      console.warn("[FADE] could not add the preview widget", error);
+      console.warn("[FADE] could not set up the node's widgets", error);
+    }
+    return result;
+  };
+}
+
+// Loaded workflows set the widget values after onNodeCreated; links change which rules apply.
+function reapplyRulesOn(nodeType, method) {
+  const original = nodeType.prototype[method];
+  nodeType.prototype[method] = function () {
+    const result = original?.apply(this, arguments);
+    try {
+      applyWidgetRules(this);
+    } catch (error) {
+      console.warn("[FADE] could not update the node's widgets", error);
     }
     return result;
   };
 }
 
 app.registerExtension({
-  name: "FADE.FreeInit.Previews",
+  name: EXTENSION_NAME,
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData?.name === LPF_NODE) {
+    const name = nodeData?.name;
+    if (name === LPF_NODE) {
       extendOnNodeCreated(nodeType, (node) => {
         addCanvasWidget(node, "fade_lpf_preview", PREVIEW_HEIGHT, drawLpfPreview);
         redrawOnChange(node, LPF_WIDGETS);
         node.setSize?.([Math.max(node.size?.[0] ?? 0, 320), node.computeSize?.()[1] ?? node.size?.[1]]);
       });
-    } else if (nodeData?.name === GUIDE_NODE) {
+    } else if (name === GUIDE_NODE) {
       extendOnNodeCreated(nodeType, (node) => {
         addCanvasWidget(node, "fade_guide_steps", GUIDE_HEIGHT, drawGuideBar);
         redrawOnChange(node, ["guided_fraction"]);
       });
+    } else if (RENOISE_NODES.includes(name)) {
+      extendOnNodeCreated(nodeType, (node) => showAutoAtZero(node, "renoise_sigma"));
+    }
+    if (WIDGET_RULES[name]) {
+      extendOnNodeCreated(nodeType, watchWidgetRules);
+      reapplyRulesOn(nodeType, "onConfigure");
+      reapplyRulesOn(nodeType, "onConnectionsChange");
     }
   },
 });

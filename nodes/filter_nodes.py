@@ -13,7 +13,7 @@ class GaussianLPF3D(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="FADE_GaussianLPF3D",
-            display_name="3D Gaussian LPF",
+            display_name="3D Low-Pass Filter",
             category=CATEGORY_FILTERS,
             description=(
                 "A 3-D low-pass filter over the latent's (time, height, width) spectrum, for FreeInit (which "

@@ -6,7 +6,7 @@ FADE_NODE_TYPES = ("FADE_GaussianLPF3D", "FADE_FreeInitNoiseReinit", "FADE_FreeI
                    "FADE_SketchSpectrumGuide", "FADE_ModulatedDDIMSampler")
 LPF_NODE = "FADE_GaussianLPF3D"
 GUIDE_NODE = "FADE_SketchSpectrumGuide"
-EXTENSION_NAME = "FADE.FreeInit.Previews"
+EXTENSION_NAME = "fade-freeinit.Previews"
 # (r, g, b) of the two profile curves in js/fade_nodes.js (COLORS.spatial / COLORS.temporal).
 SPATIAL_RGB = (0x4F, 0xB0, 0xFF)
 TEMPORAL_RGB = (0xFF, 0xAA, 0x40)

