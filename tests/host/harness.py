@@ -200,7 +200,11 @@ STANDIN_ROOTS = {"torchvision": STUBS_DIR / "vision", "torchaudio": STUBS_DIR / 
 
 def standin_paths():
     """sys.path entries that supply import stand-ins for the packages that cannot be imported for real (the
-    shared helper module first); empty when all are installed. Also used for server subprocesses (PYTHONPATH)."""
+    shared helper module first); empty when all are installed. Also used for server subprocesses (PYTHONPATH).
+    Decided once per process: after configure() the stand-ins themselves import fine."""
+    global _STANDIN_PATHS
+    if _STANDIN_PATHS is not None:
+        return list(_STANDIN_PATHS)
     missing = []
     for name, root in STANDIN_ROOTS.items():
         try:
@@ -209,7 +213,11 @@ def standin_paths():
             for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
                 del sys.modules[key]
             missing.append(str(root))
-    return [str(STUBS_DIR / "common")] + missing if missing else []
+    _STANDIN_PATHS = [str(STUBS_DIR / "common")] + missing if missing else []
+    return list(_STANDIN_PATHS)
+
+
+_STANDIN_PATHS = None
 
 
 # --------------------------------------------------------------------------- level 1
