@@ -46,6 +46,8 @@ def prepare_base(base, pack_dir_name, testing_pack_dir, testing_dir_name):
     link(REPO_ROOT, custom / pack_dir_name)
     link(testing_pack_dir, custom / testing_dir_name)
     link(HERE / "fixture_pack", custom / FIXTURE_PACK)
+    provide_model_placeholders(base, sorted((REPO_ROOT / "workflows").glob("*.json"))
+                               + sorted((HERE / "fixture_pack" / "example_workflows").glob("*.json")))
     # A returning user's profile, so that the frontend starts quietly:
     user = base / "user" / "default"
     for folder in ("workflows", "subgraphs"):     # listing a missing userdata dir is a logged 404
@@ -91,6 +93,25 @@ def write_input_media(folder, size=64, frames=9):
         for picture in pictures:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
         container.mux(stream.encode(None))
+
+
+# Model loaders of the shipped workflows -> the models/ folder their first widget lists.
+MODEL_LOADERS = {"UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders", "VAELoader": "vae"}
+
+
+def provide_model_placeholders(base, workflow_paths):
+    """Empty files under the model names the workflows' loaders select, so that the frontend finds them in the
+    loaders' lists (frontends since ~1.30 flag a node whose model file is missing). Never loaded: the browser
+    tests queue the graphs with tiny weights and stand-in encoders."""
+    for path in workflow_paths:
+        for node in json.loads(Path(path).read_text()).get("nodes", []):
+            folder = MODEL_LOADERS.get(node.get("type"))
+            values = node.get("widgets_values") or []
+            if folder and values and isinstance(values[0], str) and "/" not in values[0] and "\\" not in values[0]:
+                target = Path(base) / "models" / folder / values[0]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    target.write_bytes(b"")
 
 
 def provide_input_media(base, workflow):
