@@ -22,11 +22,30 @@ WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 CONTRACT = json.loads((ROOT / "tests" / "node_contract.json").read_text())["nodes"]
 
 
-def api_prompt(path):
+def api_prompt(path, enable_groups=()):
+    """The UI workflow as the frontend would queue it; nodes inside the named groups are un-bypassed first (what
+    the group's "Set Group Nodes to Always" does)."""
     import nodes
     workflow = json.loads(path.read_text())
+    for node in nodes_in_groups(workflow, enable_groups):
+        node["mode"] = 0
     prompt = ui_graph.ui_to_api(workflow, nodes.NODE_CLASS_MAPPINGS)
     return harness.swap_standins(prompt, family="wan21", unet_name=tm.write_unet("wan21"))
+
+
+def nodes_in_groups(workflow, titles):
+    """Nodes whose top-left corner lies inside a group with one of these title prefixes (the frontend's rule)."""
+    found = []
+    for group in workflow.get("groups", []):
+        if not any(group["title"].startswith(t) for t in titles):
+            continue
+        x, y, w, h = group["bounding"]
+        found += [n for n in workflow["nodes"] if x <= n["pos"][0] < x + w and y <= n["pos"][1] < y + h]
+    return found
+
+
+FADE_PATH = ROOT / "workflows" / "fade_video_edit_wan21.json"
+CHECK_GROUP = "Inversion check"
 
 
 def shrink(prompt, steps=3):
@@ -75,8 +94,49 @@ def test_freeinit_workflow_runs_and_counts_every_pass_on_one_bar(comfy):
     assert result[save]["images"] or result[save].get("videos") or result[save]
 
 
+def test_fade_workflow_has_a_bypassed_inversion_check_and_a_side_by_side_output():
+    workflow = json.loads(FADE_PATH.read_text())
+    check = nodes_in_groups(workflow, [CHECK_GROUP])
+    assert {n["type"] for n in check} >= {"KSamplerSelect", "SamplerCustomAdvanced", "ImageStitch", "SaveVideo"}
+    assert all(n["mode"] == 4 for n in check), "the inversion check must be bypassed by default"
+    outside = [n for n in workflow["nodes"] if n not in check]
+    assert all(n["mode"] == 0 for n in outside)
+    assert next(n for n in check if n["type"] == "KSamplerSelect")["widgets_values"][0] == "ddim"
+    saves = {n["widgets_values"][0] for n in outside if n["type"] == "SaveVideo"}
+    assert saves == {"video/FADE_edit", "video/FADE_side_by_side"}
+    # The user picks the clip: no invented file name that would 404 in the preview.
+    assert [n["widgets_values"][0] for n in workflow["nodes"] if n["type"] == "LoadVideo"] == [""]
+    # Rows, not one long line: close to the viewport's shape (1.6:1) so that fit-to-screen uses the whole screen.
+    xs = [n["pos"][0] for n in workflow["nodes"]] + [n["pos"][0] + n["size"][0] for n in workflow["nodes"]]
+    ys = [n["pos"][1] for n in workflow["nodes"]] + [n["pos"][1] + n["size"][1] for n in workflow["nodes"]]
+    assert (max(xs) - min(xs)) / (max(ys) - min(ys)) < 2.0
+
+
+def _relative_error(a, b):
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+def test_fade_inversion_check_reconstructs_the_source(comfy):
+    prompt = shrink(api_prompt(FADE_PATH, enable_groups=[CHECK_GROUP]), steps=7)
+    harness.set_inputs(prompt, "FADE_DDIMInvert", refine=4)
+    saves = {n["inputs"]["filename_prefix"] for n in prompt.values() if n["class_type"] == "SaveVideo"}
+    assert "video/FADE_inversion_check" in saves
+    result = harness.run_prompt(prompt)
+    encode = next(k for k, n in prompt.items() if n["class_type"] == "VAEEncode")
+    runs = [k for k, n in prompt.items() if n["class_type"] == "SamplerCustomAdvanced"]
+    rebuild = next(k for k in runs if prompt[k]["inputs"]["sampler"][0] in
+                   {k2 for k2, n in prompt.items() if n["class_type"] == "KSamplerSelect"})
+    source = result.output(encode)["samples"]
+    rebuilt = result.output(rebuild)["samples"]
+    assert rebuilt.shape == source.shape
+    # A tiny random model is far from a real one (8 steps, refine 4: about 10 %, against ~1000 % for the edit).
+    edit = result.output(next(k for k in runs if k != rebuild))["samples"]
+    assert _relative_error(rebuilt, source) < 0.25
+    assert _relative_error(rebuilt, source) < _relative_error(edit, source) / 3
+
+
 def test_fade_workflow_runs_end_to_end(comfy):
-    prompt = shrink(api_prompt(ROOT / "workflows" / "fade_video_edit_wan21.json"))
+    prompt = shrink(api_prompt(FADE_PATH))
     result = harness.run_prompt(prompt)
     run = next(k for k, n in prompt.items() if n["class_type"] == "SamplerCustomAdvanced")
     latent = result.output(run)["samples"]

@@ -40,16 +40,16 @@ def _models(key):
     return {"models": [{"name": name, "url": url, "directory": directory}]}
 
 
-def _load_wan(g: UIGraph, x=0, y=40):
-    unet = g.add("UNETLoader", (x, y), (360, 82), widgets={"unet_name": WAN_FILES["unet"][0]},
+def _load_wan(g: UIGraph, x=0, y=40, width=360):
+    unet = g.add("UNETLoader", (x, y), (width, 82), widgets={"unet_name": WAN_FILES["unet"][0]},
                  properties=_models("unet"))
-    clip = g.add("CLIPLoader", (x, y + 130), (360, 106), widgets={"clip_name": WAN_FILES["clip"][0], "type": "wan"},
+    clip = g.add("CLIPLoader", (x, y + 130), (width, 106), widgets={"clip_name": WAN_FILES["clip"][0], "type": "wan"},
                  properties=_models("clip"))
-    vae = g.add("VAELoader", (x, y + 280), (360, 58), widgets={"vae_name": WAN_FILES["vae"][0]},
+    vae = g.add("VAELoader", (x, y + 280), (width, 58), widgets={"vae_name": WAN_FILES["vae"][0]},
                 properties=_models("vae"))
-    shift = g.add("ModelSamplingSD3", (x, y + 380), (360, 58), widgets={"shift": 8.0})
+    shift = g.add("ModelSamplingSD3", (x, y + 380), (width, 58), widgets={"shift": 8.0})
     g.link(unet, "MODEL", shift, "model")
-    g.group("1. Models (Wan 2.1 T2V 1.3B)", (x - 10, y - 80, 380, 530))
+    g.group("1. Models" if width < 360 else "1. Models (Wan 2.1 T2V 1.3B)", (x - 10, y - 80, width + 20, 530))
     return shift, clip, vae
 
 
@@ -64,40 +64,67 @@ def _decode_and_save(g: UIGraph, latent, vae, pos, save_pos, prefix):
     g.link(video, "VIDEO", save, "video")
 
 
-FREEINIT_NOTE = """## FreeInit with Wan 2.1 (text to video)
+# Notes: one line per paragraph or bullet. The frontend's Markdown renderer lost a space at a hard line break next to
+# a code span, so nothing is wrapped inside a paragraph.
+MODELS_LINE = ("**Models** (Comfy-Org repackaged; ComfyUI offers to download them): "
+               "`wan2.1_t2v_1.3B_fp16.safetensors` in `models/diffusion_models`, "
+               "`umt5_xxl_fp8_e4m3fn_scaled.safetensors` in `models/text_encoders`, `wan_2.1_vae.safetensors` in "
+               "`models/vae`.")
 
-**FreeInit** samples the video several times. Between passes the result is re-noised with the first pass's
-noise, its **spatio-temporal low frequencies** are kept (3-D low-pass), and the high frequencies are drawn
-fresh. The video's layout and motion settle pass by pass, which improves temporal consistency.
+FREEINIT_NOTE = "\n".join([
+    "## FreeInit with Wan 2.1 (text to video)",
+    "",
+    "**FreeInit** samples the video several times. Between passes the result is re-noised with the first pass's "
+    "noise, its **spatio-temporal low frequencies** are kept (3-D low-pass), and the high frequencies are drawn "
+    "fresh. The video's layout and motion settle pass by pass, which improves temporal consistency.",
+    "",
+    "* **FreeInit** node: `passes` = 3 (two re-initialisations; time x3). `renoise_sigma` shows *auto* at 0: for "
+    "this flow-matching model that is 0.936, the level with the same signal-to-noise ratio as the paper's t=999. "
+    "`coarse_to_fine` runs fewer steps in early passes (faster, sometimes worse).",
+    "* **3D Low-Pass Filter**: what survives between passes. d_s = d_t = 0.25 is the paper's default; the node "
+    "draws its response on this graph's latent. Higher cut-offs keep more of the previous pass (less variety, "
+    "more stability).",
+    "* Works with any sampler node: the FreeInit node patches the MODEL, the stock **KSampler** runs the passes and "
+    "its progress bar counts all of them.",
+    "",
+    MODELS_LINE + " 33 frames at 832x480: about 6 GB of VRAM (estimate; README, VRAM table).",
+])
 
-* **FreeInit** node: `passes` = 3 (two re-initialisations; time x3). `renoise_sigma` 0 = automatic: for this
-  flow-matching model it is 0.936, the level with the same signal-to-noise ratio as the paper's t=999.
-  `coarse_to_fine` runs fewer steps in early passes (faster, sometimes worse).
-* **3D Gaussian LPF**: what survives between passes. d_s = d_t = 0.25 is the paper's default; the node draws
-  its response. Higher cut-offs keep more of the previous pass (less variety, more stability).
-* Works with any sampler node: the FreeInit node patches the MODEL, the stock **KSampler** runs the passes and
-  its progress bar counts all of them.
-
-Models: put `wan2.1_t2v_1.3B_fp16.safetensors` in `models/diffusion_models`, `umt5_xxl_fp8_e4m3fn_scaled.safetensors`
-in `models/text_encoders`, `wan_2.1_vae.safetensors` in `models/vae`. 33 frames at 832x480 needs about 8 GB of VRAM.
-"""
-
-FADE_NOTE = """## FADE: edit a video with Wan 2.1
-
-1. **Load** your clip (LoadVideo): at least 33 frames. It is cut to 33 frames (Wan needs 4n+1) and resized to
-   832x480, then VAE-encoded.
-2. **DDIM Invert** runs the model backwards along the same schedule the edit uses (empty prompt, cfg 1) and
-   records the whole trajectory. `refine` 2 makes the inversion nearly exact (one extra model call per step each).
-3. **Sketch-Block Spectrum Guide**: for the first 60% of the steps, the low-frequency spectrum of the first 4
-   blocks' attention features is pulled toward the source trajectory: layout and motion stay, the **target
-   prompt** changes the content. The **source prompt** describes the original clip.
-   * strength 1 (unit normalisation) is a good start; raise it if the layout drifts, lower it if the edit is too weak.
-   * The LPF here is the official box (keeps 2/3 of the spatial spectrum), spectrum 2d, as in the official code.
-4. **Modulated DDIM Sampler** applies the guide in SamplerCustomAdvanced. Use the same SIGMAS for inversion and
-   sampling and connect the **noise** output of DDIM Invert.
-
-Optional: connect a MASK (white = edit region) to the sampler for local blending of the background.
-"""
+FADE_NOTE = "\n".join([
+    "## FADE: edit a video with Wan 2.1 T2V 1.3B",
+    "",
+    "**Before the first run: pick your clip.** In **Load Video**, click *choose video to upload* (or copy the file "
+    "into `ComfyUI/input/` and pick it). Any .mp4, .webm or .mov with **at least 33 frames**; it is cut to its first "
+    "33 frames and resized to 832x480 (centre crop). Then describe the clip in **Source prompt** and the edit in "
+    "**Target prompt** (the same sentence with the change is best).",
+    "",
+    "**Frame counts.** Wan needs 4n+1 frames: 33 (default), 49, 65 or 81. For a longer edit set `length` in "
+    "*First frames (4n+1)* to one of these; the clip must have at least that many frames. More frames need more "
+    "VRAM (README, VRAM table).",
+    "",
+    "**Check the inversion first (optional, recommended).** The *Inversion check* group is bypassed. Right-click its "
+    "title and choose **Set Group Nodes to Always**, then run: it rebuilds the source from DDIM Invert's noise with "
+    "the plain `ddim` sampler and saves *source | reconstruction* side by side. They should match (closer with "
+    "higher `refine`). Bypass it again (right-click, **Bypass Group Nodes**) to save the time.",
+    "",
+    "**What runs**",
+    "",
+    "1. **DDIM Invert** walks the model backwards along the edit's own schedule (empty prompt, cfg 1). `refine` 2 "
+    "makes it nearly exact (one extra model call per step each).",
+    "2. **Sketch-Block Spectrum Guide**: for the first 60% of the steps the low frequencies of the first 4 blocks' "
+    "attention features are pulled toward the source: layout and motion stay, the target prompt changes the "
+    "content. Strength 1 is a good start; raise it if the layout drifts, lower it if the edit is too weak.",
+    "3. **Modulated DDIM Sampler** applies the guide in SamplerCustomAdvanced, from DDIM Invert's `noise`, on the "
+    "same SIGMAS.",
+    "4. **Save**: the edit alone (`video/FADE_edit`) and *source | edit* side by side (`video/FADE_side_by_side`), "
+    "at 16 fps.",
+    "",
+    "Optional: connect a MASK (white = edit region) to the Modulated DDIM Sampler to keep the background; its "
+    "`blend_fraction` widget appears when a mask is connected.",
+    "",
+    MODELS_LINE + " 33 frames at 832x480 take about 10 GB of VRAM for the edit (`memory`: fast), 6 GB with "
+    "`offload activations` (estimates; README, VRAM table).",
+])
 
 
 def freeinit_workflow(node_classes) -> dict:
@@ -136,47 +163,85 @@ def freeinit_workflow(node_classes) -> dict:
     return g.to_json()
 
 
+# The FADE graph is laid out in two rows of columns (COL apart) so that it reads at fit-to-screen; the Note runs down
+# the right-hand side. Row heights leave room for Vue-nodes mode, where nodes grow to fit their widgets.
+COL = 340
+ROW2 = 820
+CHECK_COLOR = ("#3a3a2a", "#55553a")
+
+
 def fade_workflow(node_classes) -> dict:
     g = UIGraph(node_classes)
-    model, clip, vae = _load_wan(g)
+    model, clip, vae = _load_wan(g, x=0, y=40, width=310)
 
-    load = g.add("LoadVideo", (420, 40), (340, 330), widgets={"file": "fade_source.mp4"})
-    parts = g.add("GetVideoComponents", (420, 410), (250, 70))
+    # Row 1: source video, prompts, inversion check.
+    load = g.add("LoadVideo", (COL, 40), (310, 440), widgets={"file": ""})
+    parts = g.add("GetVideoComponents", (2 * COL, 40), (310, 70))
     g.link(load, "VIDEO", parts, "video")
-    frames = g.add("ImageFromBatch", (420, 520), (270, 82), title="First 33 frames (4n+1)",
+    frames = g.add("ImageFromBatch", (2 * COL, 160), (310, 82), title="First frames (4n+1)",
                    widgets={"batch_index": 0, "length": 33})
     g.link(parts, "images", frames, "image")
-    resize = g.add("ImageScale", (420, 640), (300, 130), title="Resize to 832x480",
+    resize = g.add("ImageScale", (2 * COL, 300), (310, 130), title="Resize to 832x480",
                    widgets={"upscale_method": "lanczos", "width": 832, "height": 480, "crop": "center"})
     g.link(frames, "IMAGE", resize, "image")
-    encode = g.add("VAEEncode", (420, 810), (210, 46))
+    encode = g.add("VAEEncode", (2 * COL, 490), (310, 46))
     g.link(resize, "IMAGE", encode, "pixels")
     g.link(vae, "VAE", encode, "vae")
-    g.group("2. Source video", (410, -40, 360, 920))
+    g.group("2. Source video (your clip)", (COL - 10, -40, 2 * COL - 10, 620))
 
-    empty = g.add("CLIPTextEncode", (800, 40), (400, 100), title="Inversion prompt (empty)", widgets={"text": ""})
-    source = g.add("CLIPTextEncode", (800, 180), (400, 130), title="Source prompt (describes the clip)",
+    empty = g.add("CLIPTextEncode", (3 * COL, 40), (310, 100), title="Inversion prompt (empty)", widgets={"text": ""})
+    source = g.add("CLIPTextEncode", (3 * COL, 180), (310, 130), title="Source prompt (describes the clip)",
                    color=GREEN, widgets={"text": "a man riding a bicycle along a city street"})
-    target = g.add("CLIPTextEncode", (800, 350), (400, 130), title="Target prompt (the edit)", color=GREEN,
+    target = g.add("CLIPTextEncode", (3 * COL, 350), (310, 130), title="Target prompt (the edit)", color=GREEN,
                    widgets={"text": "a knight in shining armour riding a bicycle along a city street"})
-    negative = g.add("CLIPTextEncode", (800, 520), (400, 130), title="Negative prompt", color=RED,
+    negative = g.add("CLIPTextEncode", (3 * COL, 520), (310, 130), title="Negative prompt", color=RED,
                      widgets={"text": NEGATIVE})
     for node in (empty, source, target, negative):
         g.link(clip, "CLIP", node, "clip")
-    g.group("3. Prompts", (790, -40, 420, 710))
+    g.group("3. Prompts", (3 * COL - 10, -40, COL - 10, 720))
 
-    sigmas = g.add("BasicScheduler", (1240, 40), (320, 106),
+    sigmas = g.add("BasicScheduler", (0, ROW2 + 40), (310, 106),
                    widgets={"scheduler": "simple", "steps": 30, "denoise": 1.0})
     g.link(model, "MODEL", sigmas, "model")
-    invert = g.add("FADE_DDIMInvert", (1240, 190), (320, 170), color=FADE_COLOR, widgets={"cfg": 1.0, "refine": 2})
+    invert = g.add("FADE_DDIMInvert", (0, ROW2 + 200), (310, 150), color=FADE_COLOR,
+                   widgets={"cfg": 1.0, "refine": 2})
     g.link(model, "MODEL", invert, "model")
     g.link(empty, "CONDITIONING", invert, "conditioning")
     g.link(encode, "LATENT", invert, "latent")
     g.link(sigmas, "SIGMAS", invert, "sigmas")
-    lpf = g.add("FADE_GaussianLPF3D", (1240, 400), (320, 330), color=FADE_COLOR,
-                title="3D Gaussian LPF (official FADE box)",
+
+    # The inversion check: bypassed, so a plain run only edits. Same noise, sigmas and latent as the edit.
+    check = dict(color=CHECK_COLOR, mode=4)
+    plain = g.add("KSamplerSelect", (4 * COL, 40), (310, 58), widgets={"sampler_name": "ddim"}, **check)
+    guider0 = g.add("BasicGuider", (4 * COL, 150), (310, 46), title="Empty prompt, cfg 1", **check)
+    g.link(model, "MODEL", guider0, "model")
+    g.link(empty, "CONDITIONING", guider0, "conditioning")
+    rebuild = g.add("SamplerCustomAdvanced", (4 * COL, 250), (310, 110), title="Reconstruct the source", **check)
+    g.link(invert, "noise", rebuild, "noise")
+    g.link(guider0, "GUIDER", rebuild, "guider")
+    g.link(plain, "SAMPLER", rebuild, "sampler")
+    g.link(sigmas, "SIGMAS", rebuild, "sigmas")
+    g.link(encode, "LATENT", rebuild, "latent_image")
+    decoded0 = g.add("VAEDecode", (4 * COL, 410), (310, 46), **check)
+    g.link(rebuild, "output", decoded0, "samples")
+    g.link(vae, "VAE", decoded0, "vae")
+    pair0 = g.add("ImageStitch", (4 * COL, 500), (310, 150), title="source | reconstruction",
+                  widgets={"direction": "right", "match_image_size": True}, **check)
+    g.link(resize, "IMAGE", pair0, "image1")
+    g.link(decoded0, "IMAGE", pair0, "image2")
+    video0 = g.add("CreateVideo", (5 * COL, 40), (310, 78), widgets={"fps": 16.0}, **check)
+    g.link(pair0, "IMAGE", video0, "images")
+    save0 = g.add("SaveVideo", (5 * COL, 170), (310, 480), widgets={"filename_prefix": "video/FADE_inversion_check"},
+                  **check)
+    g.link(video0, "VIDEO", save0, "video")
+    g.group("Inversion check (bypassed, see the Note)",
+            (4 * COL - 10, -40, 2 * COL - 10, 720), color="#88883a")
+
+    # Row 2: filter and guide, the edit, the outputs.
+    lpf = g.add("FADE_GaussianLPF3D", (COL, ROW2 + 40), (320, 400), color=FADE_COLOR,
+                title="3D Low-Pass Filter (official FADE box)",
                 widgets={"filter_type": "box", "spatial_cutoff": 0.67, "temporal_cutoff": 1.0})
-    guide = g.add("FADE_SketchSpectrumGuide", (1600, 40), (340, 330), color=FADE_COLOR,
+    guide = g.add("FADE_SketchSpectrumGuide", (2 * COL, ROW2 + 40), (310, 420), color=FADE_COLOR,
                   widgets={"sketch_blocks": 4, "strength": 1.0, "guided_fraction": 0.6, "feature": "attention",
                            "spectrum": "2d", "normalisation": "unit", "ratio_min": 0.33, "ratio_max": 3.0,
                            "memory": "fast"})
@@ -184,23 +249,41 @@ def fade_workflow(node_classes) -> dict:
     g.link(invert, "trajectory", guide, "trajectory")
     g.link(source, "CONDITIONING", guide, "source_conditioning")
     g.link(lpf, "filter", guide, "filter")
-    g.group("4. FADE", (1230, -40, 720, 790))
+    g.group("4. FADE: invert, filter, guide", (-10, ROW2 - 40, 3 * COL - 10, 620))
 
-    sampler = g.add("FADE_ModulatedDDIMSampler", (1980, 40), (320, 80), color=FADE_COLOR,
-                    widgets={"blend_fraction": 0.7})
-    guider = g.add("CFGGuider", (1980, 160), (320, 100), widgets={"cfg": 5.0})
+    guider = g.add("CFGGuider", (3 * COL, ROW2 + 40), (310, 100), widgets={"cfg": 5.0})
     g.link(guide, "MODEL", guider, "model")
     g.link(target, "CONDITIONING", guider, "positive")
     g.link(negative, "CONDITIONING", guider, "negative")
-    run = g.add("SamplerCustomAdvanced", (1980, 300), (320, 110))
+    sampler = g.add("FADE_ModulatedDDIMSampler", (3 * COL, ROW2 + 190), (310, 80), color=FADE_COLOR,
+                    widgets={"blend_fraction": 0.7})
+    run = g.add("SamplerCustomAdvanced", (3 * COL, ROW2 + 320), (310, 110))
     g.link(invert, "noise", run, "noise")
     g.link(guider, "GUIDER", run, "guider")
     g.link(sampler, "SAMPLER", run, "sampler")
     g.link(sigmas, "SIGMAS", run, "sigmas")
     g.link(encode, "LATENT", run, "latent_image")
-    _decode_and_save(g, (run, "output"), vae, (1980, 450), (2340, 40), "video/FADE_edit")
-    g.group("5. Edit and save", (1970, -40, 860, 680))
-    g.add("MarkdownNote", (0, 600), (400, 600), title="About this workflow", widgets={"text": FADE_NOTE})
+    decoded = g.add("VAEDecode", (3 * COL, ROW2 + 480), (310, 46))
+    g.link(run, "output", decoded, "samples")
+    g.link(vae, "VAE", decoded, "vae")
+    g.group("5. Edit", (3 * COL - 10, ROW2 - 40, COL - 10, 620))
+
+    video = g.add("CreateVideo", (4 * COL, ROW2 + 40), (310, 78), widgets={"fps": 16.0})
+    g.link(decoded, "IMAGE", video, "images")
+    save = g.add("SaveVideo", (4 * COL, ROW2 + 170), (310, 400), widgets={"filename_prefix": "video/FADE_edit"})
+    g.link(video, "VIDEO", save, "video")
+    pair = g.add("ImageStitch", (5 * COL, ROW2 + 40), (310, 150), title="source | edit",
+                 widgets={"direction": "right", "match_image_size": True})
+    g.link(resize, "IMAGE", pair, "image1")
+    g.link(decoded, "IMAGE", pair, "image2")
+    video2 = g.add("CreateVideo", (5 * COL, ROW2 + 240), (310, 78), widgets={"fps": 16.0})
+    g.link(pair, "IMAGE", video2, "images")
+    save2 = g.add("SaveVideo", (5 * COL, ROW2 + 370), (310, 200),
+                  widgets={"filename_prefix": "video/FADE_side_by_side"})
+    g.link(video2, "VIDEO", save2, "video")
+    g.group("6. Save: the edit, and source | edit", (4 * COL - 10, ROW2 - 40, 2 * COL - 10, 620))
+
+    g.add("MarkdownNote", (6 * COL + 20, 0), (480, ROW2 + 560), title="Start here", widgets={"text": FADE_NOTE})
     return g.to_json()
 
 

@@ -49,10 +49,11 @@ class UIGraph:
         self.frontend_version = frontend_version
 
     def add(self, type_name: str, pos, size=(320, 120), title: str | None = None, widgets: Dict | None = None,
-            properties: Dict | None = None, color: str | None = None) -> int:
+            properties: Dict | None = None, color: str | None = None, mode: int = 0) -> int:
+        """mode: 0 runs, 4 is bypassed (the frontend's Ctrl+B)."""
         node_id = len(self.nodes) + 1
         node = {"id": node_id, "type": type_name, "pos": list(pos), "size": list(size), "flags": {}, "order": 0,
-                "mode": 0, "inputs": [], "outputs": [], "properties": {"Node name for S&R": type_name}}
+                "mode": mode, "inputs": [], "outputs": [], "properties": {"Node name for S&R": type_name}}
         if type_name in FRONTEND_ONLY:
             node["widgets_values"] = [widgets["text"]]
         else:
