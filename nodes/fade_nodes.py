@@ -21,7 +21,7 @@ import comfy.utils
 import latent_preview
 from comfy_api.latest import io
 
-from . import compat, gradient_pass, host
+from . import compat, gradient_pass, host, validation
 from .algo import ddim, sketch
 from .algo.spectral import LowPassFilter
 from .architectures import FEATURE_ATTENTION, FEATURE_BLOCK, find_architecture
@@ -58,6 +58,7 @@ class Trajectory:
     source_fingerprint: Tuple
     refine: int
     cfg: float
+    latent_format: str = ""     # the inverting model's latent format (validation.trajectory_matches_model)
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -121,6 +122,8 @@ class TrajectoryNoise:
 
     def generate_noise(self, input_latent):
         samples = compat.fix_empty_latent_channels(self.model, input_latent["samples"])
+        validation.finite(samples, "latent being sampled")
+        validation.latent_matches_model(self.model, samples, "latent being sampled")
         self.trajectory.check_latent(samples.shape)
         is_empty = torch.count_nonzero(samples) == 0
         if not is_empty and latent_fingerprint(samples) != self.trajectory.source_fingerprint:
@@ -133,22 +136,11 @@ class TrajectoryNoise:
 
 
 def validate_video_latent(samples: torch.Tensor):
-    if samples.ndim != 5:
-        raise ValueError(f"FADE edits native video latents [B,C,T,H,W]; this latent has shape {tuple(samples.shape)}"
-                         " (a 4-D image or frame-batch latent). Encode the video with a video model's VAE "
-                         "(Wan, HunyuanVideo, LTXV, Mochi, Cosmos)")
+    validation.fade_video_latent(samples)
 
 
 def validate_schedule(sigmas: torch.Tensor):
-    if sigmas.ndim != 1 or sigmas.numel() < 2:
-        raise ValueError("SIGMAS must be a schedule of at least one step (e.g. from BasicScheduler)")
-    s = sigmas.detach().to("cpu", torch.float64)
-    if not bool((s[1:] < s[:-1]).all()):
-        raise ValueError("SIGMAS must be strictly descending (a sampling schedule, not a flipped one); connect "
-                         "the schedule the edit will use, e.g. BasicScheduler")
-    if float(s[-1]) != 0.0:
-        raise ValueError(f"SIGMAS end at {float(s[-1]):.4g}; DDIM Invert starts from the clean source at sigma 0, so "
-                         "connect a schedule that ends at 0 (a partial one such as SplitSigmas' low part is fine)")
+    validation.descending_to_zero(sigmas)
 
 
 class DDIMInvert(io.ComfyNode):
@@ -193,9 +185,11 @@ class DDIMInvert(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, conditioning, latent, sigmas, cfg: float, refine: int, negative=None) -> io.NodeOutput:
-        validate_video_latent(latent["samples"])   # before fix_empty_latent_channels turns 4-D into 1-frame 5-D
+        validation.fade_video_latent(latent["samples"])   # before fix_empty_latent_channels makes 4-D 5-D
         samples = compat.fix_empty_latent_channels(model, latent["samples"])
-        validate_schedule(sigmas)
+        validation.latent_matches_model(model, samples)
+        validation.descending_to_zero(sigmas)
+        validation.schedule_matches_model(model, sigmas)
         if torch.count_nonzero(samples) == 0:
             raise ValueError("the latent is empty (all zeros); connect the VAE-encoded source video (VAEEncode)")
         model_sampling = model.get_model_object("model_sampling")
@@ -219,7 +213,8 @@ class DDIMInvert(io.ComfyNode):
                       disable_pbar=disable_pbar, seed=0)
         trajectory = Trajectory(latents=sampler.latents, sigmas=sigmas.detach().to("cpu", torch.float32).clone(),
                                 parameterisation=kind, source_fingerprint=latent_fingerprint(samples),
-                                refine=int(refine), cfg=float(cfg))
+                                refine=int(refine), cfg=float(cfg),
+                                latent_format=validation.latent_format_name(model))
         return io.NodeOutput(TrajectoryNoise(trajectory, model), trajectory)
 
 
@@ -311,7 +306,8 @@ class SketchSpectrumGuide(io.ComfyNode):
                 "FADE's frequency-aware modulation: during the first part of sampling, pushes the latent so that the "
                 "low-frequency spectrum of the first K ('sketching') blocks' features matches the source video's "
                 "inversion trajectory, which keeps layout and motion while the prompt changes the content. Returns "
-                "the MODEL carrying the guide; sample it with the Modulated DDIM Sampler."),
+                "the MODEL carrying the guide; sample it with the Modulated DDIM Sampler. On a MODEL that already "
+                "carries a guide, this guide replaces it."),
             inputs=[
                 io.Model.Input("model", tooltip="The video model (Wan 2.1/2.2, HunyuanVideo, LTX-Video, Mochi, "
                                                 "Cosmos 1.0 / Predict2)."),
@@ -360,10 +356,11 @@ class SketchSpectrumGuide(io.ComfyNode):
                 ratio_min: float, ratio_max: float, memory: str = MEMORY_FAST) -> io.NodeOutput:
         if not isinstance(trajectory, Trajectory):
             raise ValueError("connect DDIM Invert's trajectory output")
-        validate_video_latent(trajectory.latents[0])
+        validation.fade_video_latent(trajectory.latents[0], "trajectory's source latent")
         diffusion_model = model.get_model_object("diffusion_model")
         arch = find_architecture(diffusion_model)
         host.SketchCapture(arch, sketch_blocks, feature).check_model(diffusion_model)
+        validation.trajectory_matches_model(model, trajectory.latent_format)
         if host.parameterisation(model.get_model_object("model_sampling")) != trajectory.parameterisation:
             raise ValueError("the trajectory was inverted with a model of another sampling type; invert with the "
                              "model you edit with")
@@ -375,6 +372,10 @@ class SketchSpectrumGuide(io.ComfyNode):
                             normalisation=normalisation, ratio_min=float(ratio_min), ratio_max=float(ratio_max),
                             memory=memory)
         patched = gradient_pass.patcher_for_gradients(model)
+        # Stacking: a second guide on a guided MODEL replaces the first (on the clone); find_guide would
+        # otherwise keep finding the first one and silently ignore this one.
+        if host.remove_pack_wrappers(patched, comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, GuideAttachment):
+            log.info("FADE: this MODEL already carried a Sketch-Block Spectrum Guide; the new guide replaces it")
         patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, host.PACK_KEY,
                                      GuideAttachment(guide))
         return io.NodeOutput(patched)
@@ -390,6 +391,7 @@ class GuideRun:
         self.base_model = guider.inner_model
         self.model_options = extra_args.get("model_options", {})
         trajectory = guide.trajectory
+        validation.finite(x, "latent being sampled")
         trajectory.check_schedule(sigmas)
         trajectory.check_latent(x.shape)
         diffusion_model = self.base_model.diffusion_model
@@ -554,6 +556,7 @@ class ModulatedDDIMSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, blend_fraction: float, mask=None) -> io.NodeOutput:
+        validation.finite(mask, "mask")
         options = {"blend_fraction": float(blend_fraction), "mask": mask}
         return io.NodeOutput(ModulatedKSampler(sample_modulated_ddim, extra_options=options,
                                                inpaint_options={"random": True}))

@@ -14,7 +14,7 @@ import comfy.patcher_extension
 import comfy.sample
 from comfy_api.latest import io
 
-from . import compat, host
+from . import compat, host, validation
 from .algo import freeinit as core
 from .algo.spectral import DEFAULT_FILTER, LowPassFilter, detect_layout, grid_shape
 from .types import CATEGORY_FREEINIT, Filter
@@ -32,17 +32,8 @@ RENOISE_TOOLTIP = (
 
 
 def validate_video_latent(samples: torch.Tensor, what: str = "latent") -> tuple:
-    """(layout, (T, H, W)) of a latent FreeInit can filter, or a ValueError saying what to connect."""
-    if samples.ndim not in (4, 5):
-        raise ValueError(f"the {what} has shape {tuple(samples.shape)}; FreeInit needs a video latent [B,C,T,H,W] "
-                         "(Wan, HunyuanVideo, LTXV, Mochi, Cosmos) or a batch of frames [T,C,H,W] (AnimateDiff)")
-    layout = detect_layout(samples)
-    frames = grid_shape(samples, layout)[0]
-    if frames < 2:
-        raise ValueError(f"the {what} has {frames} latent frame; FreeInit filters over time and needs at least 2. "
-                         "Use a video latent (e.g. EmptyHunyuanLatentVideo with length >= 5) or, for "
-                         "AnimateDiff-style models, a batch of at least 2 frames")
-    return layout, grid_shape(samples, layout)
+    """(layout, (T, H, W)) of an already converted latent FreeInit can filter (validation.freeinit_grid)."""
+    return validation.freeinit_grid(samples, what)
 
 
 def fresh_noise_like(reference: torch.Tensor, seed: int) -> torch.Tensor:
@@ -88,12 +79,19 @@ class FreeInitSampling:
         model_sampling = patcher.get_model_object("model_sampling")
         kind = host.parameterisation(model_sampling)
         sigma_renoise = host.resolve_renoise_sigma(model_sampling, self.renoise_sigma)
-        validate_video_latent(noise, "latent being sampled")
+        # The sampler has already applied fix_empty_latent_channels, so this is the same decision as the
+        # Noise Reinit node's validation.freeinit_video_latent.
+        validation.finite(latent_image, "latent being sampled")
+        validation.finite(noise, "noise")
+        validation.finite(denoise_mask, "noise mask")
+        validation.latent_matches_model(patcher, latent_image, "latent being sampled")
+        validation.freeinit_grid(latent_image, "latent being sampled")
+        validation.schedule_matches_model(patcher, sigmas)
+        validation.full_schedule_for_freeinit(sigmas)
         steps = len(sigmas) - 1
         pass_steps = [core.coarse_to_fine_steps(steps, i, self.passes) if self.coarse_to_fine else steps
                       for i in range(self.passes)]
         total = sum(pass_steps)
-        base_seed = 0 if seed is None else int(seed)
         log.info("FreeInit: %d passes, %s, re-noise sigma %.4f (%s), steps per pass %s", self.passes,
                  self.lpf.describe(), sigma_renoise, kind, pass_steps)
 
@@ -106,8 +104,9 @@ class FreeInitSampling:
             if index == 0:
                 pass_noise = first_noise
             else:
-                pass_noise = self._reinitialise(patcher, result, first_noise, base_seed + index, sigma_renoise,
-                                                kind, latent_image, model_sampling, sigmas)
+                validation.finite(result, f"result of FreeInit pass {index}")
+                pass_noise = self._reinitialise(patcher, result, first_noise, validation.pass_seed(seed, index),
+                                                sigma_renoise, kind, latent_image, model_sampling, sigmas)
                 comfy.model_management.soft_empty_cache()
             pass_sigmas = core.resample_schedule(sigmas, pass_steps[index]) if self.coarse_to_fine else sigmas
             result = executor(pass_noise, latent_image, sampler, pass_sigmas, denoise_mask,
@@ -159,8 +158,9 @@ class FreeInit(io.ComfyNode):
                 "FreeInit (arXiv 2312.07537) for any sampler node: the returned MODEL makes KSampler, "
                 "KSamplerAdvanced or SamplerCustomAdvanced sample several passes. Between passes the result is "
                 "re-noised with the first pass's noise, its spatio-temporal low frequencies are kept and the high "
-                "frequencies are drawn fresh (seed + pass index). Improves temporal consistency; costs one full "
-                "sampling per pass. Works on native 5-D video latents (Wan, HunyuanVideo, LTXV, Mochi, Cosmos) "
+                "frequencies are drawn fresh (seed + pass index, modulo 2^64). Improves temporal consistency; costs one "
+                "full sampling per pass. Needs a schedule that ends at sigma 0 (not a partial one). Applied to a "
+                "MODEL that already has FreeInit, it replaces the earlier settings. Works on native 5-D video latents (Wan, HunyuanVideo, LTXV, Mochi, Cosmos) "
                 "and 4-D frame batches (AnimateDiff), for flow-matching and EPS models."),
             inputs=[
                 io.Model.Input("model", tooltip="The video model to sample with FreeInit."),
@@ -186,6 +186,9 @@ class FreeInit(io.ComfyNode):
         model_sampling = model.get_model_object("model_sampling")
         host.resolve_renoise_sigma(model_sampling, renoise_sigma)   # validates type and range up front
         patched = model.clone()
+        # Stacking: a second FreeInit replaces the first (on the clone only) instead of multiplying the passes.
+        if host.remove_pack_wrappers(patched, comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, FreeInitSampling):
+            log.info("FreeInit: this MODEL already had FreeInit attached; the new settings replace it")
         patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, host.PACK_KEY,
                                      FreeInitSampling(passes, filter or DEFAULT_FILTER, renoise_sigma, coarse_to_fine))
         return io.NodeOutput(patched)
@@ -204,7 +207,8 @@ class ReinitialisedNoise:
         self.renoise_sigma = float(renoise_sigma)
 
     def generate_noise(self, input_latent):
-        samples = input_latent["samples"]
+        samples = compat.fix_empty_latent_channels(self.model, input_latent["samples"])
+        validation.finite(samples, "latent being sampled")
         if samples.shape != self.previous.shape:
             raise ValueError(f"the latent being sampled has shape {tuple(samples.shape)} but the previous pass "
                              f"{tuple(self.previous.shape)}; connect the same (empty) latent as the first pass")
@@ -252,9 +256,9 @@ class FreeInitNoiseReinit(io.ComfyNode):
     @classmethod
     def execute(cls, model, latent, filter: LowPassFilter, noise_seed: int, fresh_seed: int,
                 renoise_sigma: float) -> io.NodeOutput:
-        samples = latent["samples"]
-        validate_video_latent(samples, "previous pass's latent")
+        samples, _, _ = validation.freeinit_video_latent(model, latent["samples"], "previous pass's latent")
         host.resolve_renoise_sigma(model.get_model_object("model_sampling"), renoise_sigma)
-        samples = compat.fix_empty_latent_channels(model, samples)
+        noise_seed = validation.seed(noise_seed, "noise_seed")
+        fresh_seed = validation.seed(fresh_seed, "fresh_seed")
         return io.NodeOutput(ReinitialisedNoise(model, samples, latent.get("batch_index"), filter, noise_seed,
                                                 fresh_seed, renoise_sigma))

@@ -85,6 +85,22 @@ def latent_to_model_space(model_patcher, samples: torch.Tensor) -> torch.Tensor:
     return model_patcher.model.process_latent_in(samples)
 
 
+def remove_pack_wrappers(patcher, wrapper_type: str, cls) -> bool:
+    """Drop this pack's wrappers of class `cls` from `patcher` (a fresh clone: clone() copies the wrapper lists,
+    so the input MODEL keeps its own). Returns whether there were any. Rebuilds the list rather than calling
+    remove_wrappers_with_key so that other wrappers under the pack key stay."""
+    by_key = patcher.wrappers.get(wrapper_type, {})
+    current = by_key.get(PACK_KEY, [])
+    kept = [w for w in current if not isinstance(w, cls)]
+    if len(kept) == len(current):
+        return False
+    if kept:
+        by_key[PACK_KEY] = kept
+    else:
+        by_key.pop(PACK_KEY, None)
+    return True
+
+
 def throw_if_interrupted():
     comfy.model_management.throw_exception_if_processing_interrupted()
 

@@ -8,6 +8,7 @@ import torch
 from comfy_api.latest import ComfyExtension, io, ui
 
 from .fadetest_cond import FAMILIES, make_conditioning
+from .fadetest_corrupt import NODES as CORRUPT_NODES
 from .fadetest_vae import FAMILY_TO_KIND, KINDS, make_tiny_vae
 
 CATEGORY = "_fadetest"
@@ -93,7 +94,7 @@ class Sink(io.ComfyNode):
 
 class FadeTestExtension(ComfyExtension):
     async def get_node_list(self):
-        return [TextConditioning, TinyVAE, Sink]
+        return [TextConditioning, TinyVAE, Sink] + CORRUPT_NODES
 
 
 async def comfy_entrypoint():
