@@ -139,7 +139,8 @@ export function graphLatentGrid(graph) {
 }
 
 function previewGrid(node) {
-  const found = graphLatentGrid(node.graph ?? app.graph);
+  // node.graph only: a node drawn outside a graph (search preview) must not touch app.graph before it exists.
+  const found = node.graph ? graphLatentGrid(node.graph) : null;
   if (found) {
     const t = Math.floor((found.frames - 1) / VAE_TIME) + 1;
     const h = Math.max(1, Math.floor(found.height / VAE_SPACE));

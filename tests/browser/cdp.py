@@ -148,7 +148,10 @@ class Page:
         method, p = msg["method"], msg.get("params", {})
         if method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             text = " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
-            self.errors.append(f"console.{p['type']}: {text}")
+            # Where it was logged from: tells the pack's own code from the frontend's.
+            frames = [f"{f.get('functionName') or '?'}@{f.get('url', '').rsplit('/', 1)[-1]}:{f.get('lineNumber')}"
+                      for f in p.get("stackTrace", {}).get("callFrames", [])[:4]]
+            self.errors.append(f"console.{p['type']}: {text}" + (f" (at {' < '.join(frames)})" if frames else ""))
         elif method == "Runtime.consoleAPICalled" and p.get("type") == "warning":
             self.warnings.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
         elif method == "Runtime.exceptionThrown":

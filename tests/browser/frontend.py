@@ -15,6 +15,8 @@ TEMPORAL_RGB = (0xFF, 0xAA, 0x40)
 KNOWN_FRONTEND_NOISE = {
     # index.html links /user.css unconditionally; ComfyUI serves user CSS only at /api/userdata/user.css.
     "404 (Not Found) http://127.0.0.1:{port}/user.css": "index.html <link href=user.css>",
+    # Frontend 1.49 reads app.rootGraph in a settings watcher while it starts (stack in settingStore-*.js).
+    "ComfyApp graph accessed before initialization (at get rootGraph@settingStore-": "frontend start-up watcher",
     # Nobody serves a favicon.
     "404 (Not Found) http://127.0.0.1:{port}/favicon.ico": "no favicon",
 }
@@ -32,7 +34,8 @@ def wait_ready(page, url, node_types, timeout=120.0):
     page.navigate(url)
     types = json.dumps(list(node_types))
     page.wait_for(
-        "!!(window.app && app.graph && app.canvas && window.LiteGraph && "
+        # app.canvas.graph, not app.graph: newer frontends log a console error for app.graph before start-up ends.
+        "!!(window.app && app.canvas && app.canvas.graph && window.LiteGraph && "
         f"{types}.every((t) => LiteGraph.registered_node_types[t]))",
         timeout=timeout, what="the ComfyUI frontend with the FADE node types")
     # A probe extension: afterConfigureGraph receives the missing node types of every loaded graph.
@@ -179,3 +182,86 @@ def frame_graph(page):
 def graph_to_prompt(page):
     """The frontend's own UI -> API conversion (what the Run button posts)."""
     return page.evaluate("app.graphToPrompt().then((p) => p.output)")
+
+
+def frontend_version(page):
+    """The frontend's version as (major, minor, patch), from what it writes into a saved workflow."""
+    text = page.evaluate("app.graphToPrompt().then((p) => p.workflow?.extra?.frontendVersion ?? '0.0.0')")
+    return tuple(int(part) for part in str(text).split("-")[0].split(".")[:3])
+
+
+def set_setting(page, setting_id, value):
+    page.call("async (id, value) => { await app.extensionManager.setting.set(id, value); }", setting_id, value)
+
+
+def widget_states(page, node_id):
+    """{widget name: {hidden, label, display}} of one node (display: what a classic number widget draws)."""
+    return page.call("""(id) => {
+        const node = app.graph.getNodeById(id);
+        return Object.fromEntries((node.widgets ?? []).map((w) => [w.name, {
+          hidden: !!w.hidden, optionsHidden: !!w.options?.hidden, visible: node.isWidgetVisible?.(w) ?? !w.hidden,
+          label: w.label ?? null, display: typeof w._displayValue === "string" ? w._displayValue : null,
+          value: w.value,
+        }]));
+    }""", node_id)
+
+
+def set_widget(page, node_id, name, value):
+    """Set a widget the way the UI does (value, then its callback)."""
+    page.call("""(id, name, value) => {
+        const node = app.graph.getNodeById(id);
+        const w = node.widgets.find((x) => x.name === name);
+        w.value = value;
+        w.callback?.(value, app.canvas, node);
+        app.canvas.setDirty(true, true);
+        app.canvas.draw(true, true);
+    }""", node_id, name, value)
+
+
+def group_nodes(page, title_prefix):
+    """Ids and modes of the nodes the frontend counts as inside the group (what its group menu acts on)."""
+    return page.call("""(prefix) => {
+        const group = app.graph.groups.find((g) => g.title.startsWith(prefix));
+        if (!group) return null;
+        group.recomputeInsideNodes();
+        return group.nodes.map((n) => ({ id: n.id, type: n.type, mode: n.mode }));
+    }""", title_prefix)
+
+
+def set_group_mode(page, title_prefix, mode):
+    """What the group's context menu does ("Set Group Nodes to Always" = 0, "Bypass Group Nodes" = 4)."""
+    return page.call("""(prefix, mode) => {
+        const group = app.graph.groups.find((g) => g.title.startsWith(prefix));
+        group.recomputeInsideNodes();
+        for (const node of group.nodes) node.mode = mode;
+        app.graph.change?.();
+        return group.nodes.length;
+    }""", title_prefix, mode)
+
+
+def node_overlaps(page, vue=False):
+    """Pairs of nodes whose drawn boxes (title included) overlap by more than 4 px each way. vue=True measures the
+    Vue-nodes DOM elements instead of the canvas boxes."""
+    return page.call("""(vue) => {
+        const titleH = LiteGraph.NODE_TITLE_HEIGHT ?? 30;
+        const scale = app.canvas.ds.scale;
+        const boxes = app.graph.nodes.map((n) => {
+          if (vue) {
+            const el = document.querySelector(`[data-node-id="${n.id}"]`);
+            if (!el) return { id: n.id, missing: true };
+            const r = el.getBoundingClientRect();
+            return { id: n.id, x: r.x / scale, y: r.y / scale, w: r.width / scale, h: r.height / scale };
+          }
+          return { id: n.id, x: n.pos[0], y: n.pos[1] - titleH, w: n.size[0], h: n.size[1] + titleH };
+        });
+        const missing = boxes.filter((b) => b.missing).map((b) => b.id);
+        const pairs = [];
+        for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+          const a = boxes[i], b = boxes[j];
+          if (a.missing || b.missing) continue;
+          const dx = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
+          const dy = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
+          if (dx > 4 && dy > 4) pairs.push([a.id, b.id, Math.round(dx), Math.round(dy)]);
+        }
+        return { pairs, missing };
+    }""", vue)

@@ -35,30 +35,57 @@ RED = ("#322", "#533")
 FADE_COLOR = ("#2a3b4f", "#3a5270")
 
 
+# The FADE graph is laid out in two rows of columns (COL apart) so that it reads at fit-to-screen; the Note runs down
+# the right-hand side. In Vue-nodes mode a node is at least as tall as its widgets need (often more than the classic
+# canvas draws), so nodes are stacked by the larger of the two: VUE_HEIGHT holds what frontend 1.49 renders.
+COL = 340
+ROW2 = 840
+TITLE_AND_GAP = 56
+CHECK_COLOR = ("#3a3a2a", "#55553a")
+VUE_HEIGHT = {"UNETLoader": 86, "CLIPLoader": 114, "VAELoader": 62, "ModelSamplingSD3": 62, "GetVideoComponents": 114,
+              "ImageFromBatch": 90, "ImageScale": 146, "VAEEncode": 54, "CLIPTextEncode": 102, "BasicScheduler": 118,
+              "FADE_DDIMInvert": 194, "KSamplerSelect": 62, "BasicGuider": 54, "SamplerCustomAdvanced": 114,
+              "VAEDecode": 54, "ImageStitch": 150, "CreateVideo": 110, "SaveVideo": 126, "CFGGuider": 102,
+              "FADE_ModulatedDDIMSampler": 80}
+
+
+class Column:
+    """Adds nodes top to bottom at one x, each below the previous one's tallest rendering."""
+
+    def __init__(self, g: UIGraph, x, y, width=310):
+        self.g, self.x, self.y, self.width = g, x, y, width
+
+    def add(self, type_name, height, **kwargs):
+        height = max(height, VUE_HEIGHT.get(type_name, 0))
+        node = self.g.add(type_name, (self.x, self.y), (kwargs.pop("width", self.width), height), **kwargs)
+        self.y += height + TITLE_AND_GAP
+        return node
+
+
 def _models(key):
     name, directory, url = WAN_FILES[key]
     return {"models": [{"name": name, "url": url, "directory": directory}]}
 
 
 def _load_wan(g: UIGraph, x=0, y=40, width=360):
-    unet = g.add("UNETLoader", (x, y), (width, 82), widgets={"unet_name": WAN_FILES["unet"][0]},
-                 properties=_models("unet"))
-    clip = g.add("CLIPLoader", (x, y + 130), (width, 106), widgets={"clip_name": WAN_FILES["clip"][0], "type": "wan"},
-                 properties=_models("clip"))
-    vae = g.add("VAELoader", (x, y + 280), (width, 58), widgets={"vae_name": WAN_FILES["vae"][0]},
-                properties=_models("vae"))
-    shift = g.add("ModelSamplingSD3", (x, y + 380), (width, 58), widgets={"shift": 8.0})
+    col = Column(g, x, y, width)
+    unet = col.add("UNETLoader", 82, widgets={"unet_name": WAN_FILES["unet"][0]}, properties=_models("unet"))
+    clip = col.add("CLIPLoader", 106, widgets={"clip_name": WAN_FILES["clip"][0], "type": "wan"},
+                   properties=_models("clip"))
+    vae = col.add("VAELoader", 58, widgets={"vae_name": WAN_FILES["vae"][0]}, properties=_models("vae"))
+    shift = col.add("ModelSamplingSD3", 58, widgets={"shift": 8.0})
     g.link(unet, "MODEL", shift, "model")
-    g.group("1. Models" if width < 360 else "1. Models (Wan 2.1 T2V 1.3B)", (x - 10, y - 80, width + 20, 530))
+    g.group("1. Models" if width < 360 else "1. Models (Wan 2.1 T2V 1.3B)", (x - 10, y - 80, width + 20, col.y - y + 40))
     return shift, clip, vae
 
 
 def _decode_and_save(g: UIGraph, latent, vae, pos, save_pos, prefix):
     """VAEDecode -> CreateVideo (16 fps, Wan's rate) -> SaveVideo."""
-    decode = g.add("VAEDecode", pos, (210, 46))
+    col = Column(g, pos[0], pos[1], 270)
+    decode = col.add("VAEDecode", 46)
     g.link(latent[0], latent[1], decode, "samples")
     g.link(vae, "VAE", decode, "vae")
-    video = g.add("CreateVideo", (pos[0], pos[1] + 80), (270, 78), widgets={"fps": 16.0})
+    video = col.add("CreateVideo", 78, widgets={"fps": 16.0})
     g.link(decode, "IMAGE", video, "images")
     save = g.add("SaveVideo", save_pos, (480, 460), widgets={"filename_prefix": prefix})
     g.link(video, "VIDEO", save, "video")
@@ -163,48 +190,40 @@ def freeinit_workflow(node_classes) -> dict:
     return g.to_json()
 
 
-# The FADE graph is laid out in two rows of columns (COL apart) so that it reads at fit-to-screen; the Note runs down
-# the right-hand side. Row heights leave room for Vue-nodes mode, where nodes grow to fit their widgets.
-COL = 340
-ROW2 = 820
-CHECK_COLOR = ("#3a3a2a", "#55553a")
-
-
 def fade_workflow(node_classes) -> dict:
     g = UIGraph(node_classes)
     model, clip, vae = _load_wan(g, x=0, y=40, width=310)
 
     # Row 1: source video, prompts, inversion check.
     load = g.add("LoadVideo", (COL, 40), (310, 440), widgets={"file": ""})
-    parts = g.add("GetVideoComponents", (2 * COL, 40), (310, 70))
+    col = Column(g, 2 * COL, 40)
+    parts = col.add("GetVideoComponents", 70)
     g.link(load, "VIDEO", parts, "video")
-    frames = g.add("ImageFromBatch", (2 * COL, 160), (310, 82), title="First frames (4n+1)",
-                   widgets={"batch_index": 0, "length": 33})
+    frames = col.add("ImageFromBatch", 82, title="First frames (4n+1)", widgets={"batch_index": 0, "length": 33})
     g.link(parts, "images", frames, "image")
-    resize = g.add("ImageScale", (2 * COL, 300), (310, 130), title="Resize to 832x480",
-                   widgets={"upscale_method": "lanczos", "width": 832, "height": 480, "crop": "center"})
+    resize = col.add("ImageScale", 130, title="Resize to 832x480",
+                     widgets={"upscale_method": "lanczos", "width": 832, "height": 480, "crop": "center"})
     g.link(frames, "IMAGE", resize, "image")
-    encode = g.add("VAEEncode", (2 * COL, 490), (310, 46))
+    encode = col.add("VAEEncode", 46)
     g.link(resize, "IMAGE", encode, "pixels")
     g.link(vae, "VAE", encode, "vae")
-    g.group("2. Source video (your clip)", (COL - 10, -40, 2 * COL - 10, 620))
+    g.group("2. Source video (your clip)", (COL - 10, -40, 2 * COL - 10, 760))
 
-    empty = g.add("CLIPTextEncode", (3 * COL, 40), (310, 100), title="Inversion prompt (empty)", widgets={"text": ""})
-    source = g.add("CLIPTextEncode", (3 * COL, 180), (310, 130), title="Source prompt (describes the clip)",
-                   color=GREEN, widgets={"text": "a man riding a bicycle along a city street"})
-    target = g.add("CLIPTextEncode", (3 * COL, 350), (310, 130), title="Target prompt (the edit)", color=GREEN,
-                   widgets={"text": "a knight in shining armour riding a bicycle along a city street"})
-    negative = g.add("CLIPTextEncode", (3 * COL, 520), (310, 130), title="Negative prompt", color=RED,
-                     widgets={"text": NEGATIVE})
+    col = Column(g, 3 * COL, 40)
+    empty = col.add("CLIPTextEncode", 100, title="Inversion prompt (empty)", widgets={"text": ""})
+    source = col.add("CLIPTextEncode", 130, title="Source prompt (describes the clip)", color=GREEN,
+                     widgets={"text": "a man riding a bicycle along a city street"})
+    target = col.add("CLIPTextEncode", 130, title="Target prompt (the edit)", color=GREEN,
+                     widgets={"text": "a knight in shining armour riding a bicycle along a city street"})
+    negative = col.add("CLIPTextEncode", 130, title="Negative prompt", color=RED, widgets={"text": NEGATIVE})
     for node in (empty, source, target, negative):
         g.link(clip, "CLIP", node, "clip")
-    g.group("3. Prompts", (3 * COL - 10, -40, COL - 10, 720))
+    g.group("3. Prompts", (3 * COL - 10, -40, COL - 10, 760))
 
-    sigmas = g.add("BasicScheduler", (0, ROW2 + 40), (310, 106),
-                   widgets={"scheduler": "simple", "steps": 30, "denoise": 1.0})
+    col = Column(g, 0, ROW2 + 40)
+    sigmas = col.add("BasicScheduler", 106, widgets={"scheduler": "simple", "steps": 30, "denoise": 1.0})
     g.link(model, "MODEL", sigmas, "model")
-    invert = g.add("FADE_DDIMInvert", (0, ROW2 + 200), (310, 150), color=FADE_COLOR,
-                   widgets={"cfg": 1.0, "refine": 2})
+    invert = col.add("FADE_DDIMInvert", 150, color=FADE_COLOR, widgets={"cfg": 1.0, "refine": 2})
     g.link(model, "MODEL", invert, "model")
     g.link(empty, "CONDITIONING", invert, "conditioning")
     g.link(encode, "LATENT", invert, "latent")
@@ -212,30 +231,30 @@ def fade_workflow(node_classes) -> dict:
 
     # The inversion check: bypassed, so a plain run only edits. Same noise, sigmas and latent as the edit.
     check = dict(color=CHECK_COLOR, mode=4)
-    plain = g.add("KSamplerSelect", (4 * COL, 40), (310, 58), widgets={"sampler_name": "ddim"}, **check)
-    guider0 = g.add("BasicGuider", (4 * COL, 150), (310, 46), title="Empty prompt, cfg 1", **check)
+    col = Column(g, 4 * COL, 40)
+    plain = col.add("KSamplerSelect", 58, widgets={"sampler_name": "ddim"}, **check)
+    guider0 = col.add("BasicGuider", 46, title="Empty prompt, cfg 1", **check)
     g.link(model, "MODEL", guider0, "model")
     g.link(empty, "CONDITIONING", guider0, "conditioning")
-    rebuild = g.add("SamplerCustomAdvanced", (4 * COL, 250), (310, 110), title="Reconstruct the source", **check)
+    rebuild = col.add("SamplerCustomAdvanced", 110, title="Reconstruct the source", **check)
     g.link(invert, "noise", rebuild, "noise")
     g.link(guider0, "GUIDER", rebuild, "guider")
     g.link(plain, "SAMPLER", rebuild, "sampler")
     g.link(sigmas, "SIGMAS", rebuild, "sigmas")
     g.link(encode, "LATENT", rebuild, "latent_image")
-    decoded0 = g.add("VAEDecode", (4 * COL, 410), (310, 46), **check)
+    decoded0 = col.add("VAEDecode", 46, **check)
     g.link(rebuild, "output", decoded0, "samples")
     g.link(vae, "VAE", decoded0, "vae")
-    pair0 = g.add("ImageStitch", (4 * COL, 500), (310, 150), title="source | reconstruction",
-                  widgets={"direction": "right", "match_image_size": True}, **check)
+    pair0 = col.add("ImageStitch", 150, title="source | reconstruction",
+                    widgets={"direction": "right", "match_image_size": True}, **check)
     g.link(resize, "IMAGE", pair0, "image1")
     g.link(decoded0, "IMAGE", pair0, "image2")
-    video0 = g.add("CreateVideo", (5 * COL, 40), (310, 78), widgets={"fps": 16.0}, **check)
+    col = Column(g, 5 * COL, 40)
+    video0 = col.add("CreateVideo", 78, widgets={"fps": 16.0}, **check)
     g.link(pair0, "IMAGE", video0, "images")
-    save0 = g.add("SaveVideo", (5 * COL, 170), (310, 480), widgets={"filename_prefix": "video/FADE_inversion_check"},
-                  **check)
+    save0 = col.add("SaveVideo", 480, widgets={"filename_prefix": "video/FADE_inversion_check"}, **check)
     g.link(video0, "VIDEO", save0, "video")
-    g.group("Inversion check (bypassed, see the Note)",
-            (4 * COL - 10, -40, 2 * COL - 10, 720), color="#88883a")
+    g.group("Inversion check (bypassed, see the Note)", (4 * COL - 10, -40, 2 * COL - 10, 760), color="#88883a")
 
     # Row 2: filter and guide, the edit, the outputs.
     lpf = g.add("FADE_GaussianLPF3D", (COL, ROW2 + 40), (320, 400), color=FADE_COLOR,
@@ -249,41 +268,41 @@ def fade_workflow(node_classes) -> dict:
     g.link(invert, "trajectory", guide, "trajectory")
     g.link(source, "CONDITIONING", guide, "source_conditioning")
     g.link(lpf, "filter", guide, "filter")
-    g.group("4. FADE: invert, filter, guide", (-10, ROW2 - 40, 3 * COL - 10, 620))
+    g.group("4. FADE: invert, filter, guide", (-10, ROW2 - 40, 3 * COL - 10, 760))
 
-    guider = g.add("CFGGuider", (3 * COL, ROW2 + 40), (310, 100), widgets={"cfg": 5.0})
+    col = Column(g, 3 * COL, ROW2 + 40)
+    guider = col.add("CFGGuider", 100, widgets={"cfg": 5.0})
     g.link(guide, "MODEL", guider, "model")
     g.link(target, "CONDITIONING", guider, "positive")
     g.link(negative, "CONDITIONING", guider, "negative")
-    sampler = g.add("FADE_ModulatedDDIMSampler", (3 * COL, ROW2 + 190), (310, 80), color=FADE_COLOR,
-                    widgets={"blend_fraction": 0.7})
-    run = g.add("SamplerCustomAdvanced", (3 * COL, ROW2 + 320), (310, 110))
+    sampler = col.add("FADE_ModulatedDDIMSampler", 80, color=FADE_COLOR, widgets={"blend_fraction": 0.7})
+    run = col.add("SamplerCustomAdvanced", 110)
     g.link(invert, "noise", run, "noise")
     g.link(guider, "GUIDER", run, "guider")
     g.link(sampler, "SAMPLER", run, "sampler")
     g.link(sigmas, "SIGMAS", run, "sigmas")
     g.link(encode, "LATENT", run, "latent_image")
-    decoded = g.add("VAEDecode", (3 * COL, ROW2 + 480), (310, 46))
+    decoded = col.add("VAEDecode", 46)
     g.link(run, "output", decoded, "samples")
     g.link(vae, "VAE", decoded, "vae")
-    g.group("5. Edit", (3 * COL - 10, ROW2 - 40, COL - 10, 620))
+    g.group("5. Edit", (3 * COL - 10, ROW2 - 40, COL - 10, 760))
 
-    video = g.add("CreateVideo", (4 * COL, ROW2 + 40), (310, 78), widgets={"fps": 16.0})
+    col = Column(g, 4 * COL, ROW2 + 40)
+    video = col.add("CreateVideo", 78, widgets={"fps": 16.0})
     g.link(decoded, "IMAGE", video, "images")
-    save = g.add("SaveVideo", (4 * COL, ROW2 + 170), (310, 400), widgets={"filename_prefix": "video/FADE_edit"})
+    save = col.add("SaveVideo", 460, widgets={"filename_prefix": "video/FADE_edit"})
     g.link(video, "VIDEO", save, "video")
-    pair = g.add("ImageStitch", (5 * COL, ROW2 + 40), (310, 150), title="source | edit",
-                 widgets={"direction": "right", "match_image_size": True})
+    col = Column(g, 5 * COL, ROW2 + 40)
+    pair = col.add("ImageStitch", 150, title="source | edit", widgets={"direction": "right", "match_image_size": True})
     g.link(resize, "IMAGE", pair, "image1")
     g.link(decoded, "IMAGE", pair, "image2")
-    video2 = g.add("CreateVideo", (5 * COL, ROW2 + 240), (310, 78), widgets={"fps": 16.0})
+    video2 = col.add("CreateVideo", 78, widgets={"fps": 16.0})
     g.link(pair, "IMAGE", video2, "images")
-    save2 = g.add("SaveVideo", (5 * COL, ROW2 + 370), (310, 200),
-                  widgets={"filename_prefix": "video/FADE_side_by_side"})
+    save2 = col.add("SaveVideo", 240, widgets={"filename_prefix": "video/FADE_side_by_side"})
     g.link(video2, "VIDEO", save2, "video")
-    g.group("6. Save: the edit, and source | edit", (4 * COL - 10, ROW2 - 40, 2 * COL - 10, 620))
+    g.group("6. Save: the edit, and source | edit", (4 * COL - 10, ROW2 - 40, 2 * COL - 10, 760))
 
-    g.add("MarkdownNote", (6 * COL + 20, 0), (480, ROW2 + 560), title="Start here", widgets={"text": FADE_NOTE})
+    g.add("MarkdownNote", (6 * COL + 20, -40), (480, ROW2 + 760), title="Start here", widgets={"text": FADE_NOTE})
     return g.to_json()
 
 
