@@ -234,7 +234,8 @@ def test_inputs_have_human_labels_and_help_pages_are_found_first_time(fe):
     lpf = _new_node(fe, frontend.LPF_NODE)
     assert frontend.widget_states(page, lpf)["spatial_cutoff"]["label"] == "spatial cut-off d_s (1 = Nyquist)"
     invert = _add_node(fe, "FADE_DDIMInvert")
-    labels = page.call("(id) => app.graph.getNodeById(id).inputs.map((i) => [i.name, i.label ?? i.localized_name ?? null])", invert)
+    labels = page.call("(id) => app.graph.getNodeById(id).inputs.map((i) => [i.name, i.label ?? i.localized_name])",
+                       invert)
     assert ["conditioning", "inversion prompt (empty)"] in labels, labels
     assert page.call("(id) => app.graph.getNodeById(id).title", lpf) == "3D Low-Pass Filter"
     translations = fe.server.get("/i18n") or {}

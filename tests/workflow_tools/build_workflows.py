@@ -75,7 +75,8 @@ def _load_wan(g: UIGraph, x=0, y=40, width=360):
     vae = col.add("VAELoader", 58, widgets={"vae_name": WAN_FILES["vae"][0]}, properties=_models("vae"))
     shift = col.add("ModelSamplingSD3", 58, widgets={"shift": 8.0})
     g.link(unet, "MODEL", shift, "model")
-    g.group("1. Models" if width < 360 else "1. Models (Wan 2.1 T2V 1.3B)", (x - 10, y - 80, width + 20, col.y - y + 40))
+    title = "1. Models" if width < 360 else "1. Models (Wan 2.1 T2V 1.3B)"     # a narrow group fits the short one
+    g.group(title, (x - 10, y - 80, width + 20, col.y - y + 40))
     return shift, clip, vae
 
 
