@@ -240,7 +240,7 @@ class FreeInitNoiseReinit(io.ComfyNode):
                 io.Model.Input("model", tooltip="The model of the previous pass (its sampling type and latent "
                                                 "format decide how to re-noise)."),
                 io.Latent.Input("latent", tooltip="The previous pass's result (the LATENT its sampler output)."),
-                Filter.Input("filter", tooltip="The low-pass filter (3D Gaussian LPF node)."),
+                Filter.Input("filter", tooltip="The low-pass filter (3D Low-Pass Filter node)."),
                 io.Int.Input("noise_seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=False,
                              tooltip="The seed of the FIRST pass's RandomNoise: the paper re-noises with that "
                                      "same noise every pass."),

@@ -1,4 +1,4 @@
-"""Renders a filter's frequency response as an IMAGE (the 3D Gaussian LPF node's second output)."""
+"""Renders a filter's frequency response as an IMAGE (the 3D Low-Pass Filter node's second output)."""
 from __future__ import annotations
 
 import numpy as np
