@@ -135,14 +135,6 @@ class TrajectoryNoise:
         return host.noise_for_start(top, model_sampling, float(self.trajectory.sigmas[0]), latent_in)
 
 
-def validate_video_latent(samples: torch.Tensor):
-    validation.fade_video_latent(samples)
-
-
-def validate_schedule(sigmas: torch.Tensor):
-    validation.descending_to_zero(sigmas)
-
-
 class DDIMInvert(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:

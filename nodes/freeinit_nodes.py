@@ -16,7 +16,7 @@ from comfy_api.latest import io
 
 from . import compat, host, validation
 from .algo import freeinit as core
-from .algo.spectral import DEFAULT_FILTER, LowPassFilter, detect_layout, grid_shape
+from .algo.spectral import DEFAULT_FILTER, LowPassFilter
 from .types import CATEGORY_FREEINIT, Filter
 
 log = logging.getLogger("FADE")
@@ -29,11 +29,6 @@ RENOISE_TOOLTIP = (
     f"sigma with the same signal-to-noise ratio, {core.FLOW_SNR_MATCHED_SIGMA:.4f} (keeps "
     f"{core.signal_fraction(core.FLOW_SNR_MATCHED_SIGMA, core.FLOW):.3f} of the signal); for EDM models (Cosmos 1.0) "
     f"{core.VE_SNR_MATCHED_SIGMA:.2f}. Lower values keep more of the previous pass.")
-
-
-def validate_video_latent(samples: torch.Tensor, what: str = "latent") -> tuple:
-    """(layout, (T, H, W)) of an already converted latent FreeInit can filter (validation.freeinit_grid)."""
-    return validation.freeinit_grid(samples, what)
 
 
 def fresh_noise_like(reference: torch.Tensor, seed: int) -> torch.Tensor:
@@ -160,8 +155,8 @@ class FreeInit(io.ComfyNode):
                 "re-noised with the first pass's noise, its spatio-temporal low frequencies are kept and the high "
                 "frequencies are drawn fresh (seed + pass index, modulo 2^64). Improves temporal consistency; costs one "
                 "full sampling per pass. Needs a schedule that ends at sigma 0 (not a partial one). Applied to a "
-                "MODEL that already has FreeInit, it replaces the earlier settings. Works on native 5-D video latents (Wan, HunyuanVideo, LTXV, Mochi, Cosmos) "
-                "and 4-D frame batches (AnimateDiff), for flow-matching and EPS models."),
+                "MODEL that already has FreeInit, it replaces the earlier settings. Works on native 5-D video "
+                "latents (Wan, HunyuanVideo, LTXV, Mochi, Cosmos) and 4-D frame batches (AnimateDiff), for flow-matching and EPS models."),
             inputs=[
                 io.Model.Input("model", tooltip="The video model to sample with FreeInit."),
                 io.Int.Input("passes", default=3, min=1, max=10,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Tuple
 
 import torch
 
@@ -211,9 +211,9 @@ def ensure_kernel_autograd() -> Dict[str, str]:
     with _kernel_lock:
         if _kernel_state:
             return dict(_kernel_state)
-        namespace = getattr(torch.ops, "comfy_kitchen", None)
         try:
             import comfy_kitchen  # noqa: F401  (registers the ops)
+            namespace = torch.ops.comfy_kitchen
         except Exception:
             namespace = None
         for name, reference in KERNEL_REFERENCES.items():

@@ -58,12 +58,16 @@ def _flow(model_sampling) -> bool:
     return isinstance(model_sampling, comfy.model_sampling.CONST)
 
 
+def _one_step_schedule(sigmas, what: str):
+    if not isinstance(sigmas, torch.Tensor) or sigmas.ndim != 1 or sigmas.numel() < 2:
+        raise ValueError(f"{what} must be a schedule of at least one step (e.g. from BasicScheduler)")
+
+
 def schedule_matches_model(model, sigmas: torch.Tensor, what: str = "SIGMAS"):
     """SIGMAS must be a finite 1-D schedule inside the model's sigma range: [0, 1] for flow-matching (CONST)
     models, [0, sigma_max] (0.1 % tolerance) otherwise. A schedule made for another model family (a Karras
     schedule reaching 14.6 on a flow model) would otherwise be sampled or inverted without a word."""
-    if not isinstance(sigmas, torch.Tensor) or sigmas.ndim != 1 or sigmas.numel() < 2:
-        raise ValueError(f"{what} must be a schedule of at least one step (e.g. from BasicScheduler)")
+    _one_step_schedule(sigmas, what)
     finite(sigmas, what)
     s = sigmas.detach().to("cpu", torch.float64)
     model_sampling = model.get_model_object("model_sampling")
@@ -80,8 +84,7 @@ def schedule_matches_model(model, sigmas: torch.Tensor, what: str = "SIGMAS"):
 
 def descending_to_zero(sigmas: torch.Tensor, what: str = "SIGMAS"):
     """DDIM Invert's schedule: strictly descending and ending at sigma 0 (where the clean source sits)."""
-    if not isinstance(sigmas, torch.Tensor) or sigmas.ndim != 1 or sigmas.numel() < 2:
-        raise ValueError(f"{what} must be a schedule of at least one step (e.g. from BasicScheduler)")
+    _one_step_schedule(sigmas, what)
     s = sigmas.detach().to("cpu", torch.float64)
     if not bool((s[1:] < s[:-1]).all()):
         raise ValueError(f"{what} must be strictly descending (a sampling schedule, not a flipped one); connect "
@@ -117,14 +120,18 @@ def seed(value, what: str = "seed") -> int:
 
 
 # ----------------------------------------------------------------------------------------------- video latents
-def freeinit_video_latent(model, samples: torch.Tensor, what: str = "latent") -> Tuple[torch.Tensor, str, tuple]:
-    """The latent as the sampler will see it (compat.fix_empty_latent_channels: a 4-D latent on a video model
-    becomes [B,C,1,H,W]) plus (layout, (T, H, W)), or a ValueError saying what to connect. Both FreeInit nodes
-    call this, so they accept and refuse the same latents."""
+def _freeinit_rank(samples, what: str):
     if not isinstance(samples, torch.Tensor) or samples.ndim not in (4, 5):
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise ValueError(f"the {what} has shape {shape}; FreeInit needs a video latent [B,C,T,H,W] "
                          "(Wan, HunyuanVideo, LTXV, Mochi, Cosmos) or a batch of frames [T,C,H,W] (AnimateDiff)")
+
+
+def freeinit_video_latent(model, samples: torch.Tensor, what: str = "latent") -> Tuple[torch.Tensor, str, tuple]:
+    """The latent as the sampler will see it (compat.fix_empty_latent_channels: a 4-D latent on a video model
+    becomes [B,C,1,H,W]) plus (layout, (T, H, W)), or a ValueError saying what to connect. Both FreeInit nodes
+    call this, so they accept and refuse the same latents."""
+    _freeinit_rank(samples, what)
     finite(samples, what)
     was_frames = samples.ndim == 4
     if model is not None:
@@ -135,9 +142,7 @@ def freeinit_video_latent(model, samples: torch.Tensor, what: str = "latent") ->
 
 def freeinit_grid(samples: torch.Tensor, what: str = "latent", from_frame_batch: bool = False) -> Tuple[str, tuple]:
     """(layout, (T, H, W)) of an already converted latent FreeInit can filter over time."""
-    if samples.ndim not in (4, 5):
-        raise ValueError(f"the {what} has shape {tuple(samples.shape)}; FreeInit needs a video latent [B,C,T,H,W] "
-                         "(Wan, HunyuanVideo, LTXV, Mochi, Cosmos) or a batch of frames [T,C,H,W] (AnimateDiff)")
+    _freeinit_rank(samples, what)
     layout = detect_layout(samples)
     grid = grid_shape(samples, layout)
     if grid[0] < 2:

@@ -17,18 +17,15 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "host"))
+import harness  # noqa: E402  (imports no ComfyUI: checkout discovery and version only)
+
 SUPPORTED = ("~/ComfyUI", "~/ComfyUI-0.8", "~/ComfyUI-0.33")
 _OFF = {"", "0", "no", "off", "false", "none"}
 
 
-def is_comfy_root(path: Path) -> bool:
-    return (path / "main.py").is_file() and (path / "comfy").is_dir() and (path / "nodes.py").is_file()
-
-
-def host_version(path: Path) -> str:
-    match = re.search(r'__version__\s*=\s*"([^"]+)"', (path / "comfyui_version.py").read_text()
-                      if (path / "comfyui_version.py").is_file() else "")
-    return match.group(1) if match else "unknown"
+is_comfy_root = harness.is_comfy_root
+host_version = harness.host_version
 
 
 def python_for(path: Path) -> str:

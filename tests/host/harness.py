@@ -78,7 +78,7 @@ class PromptInterrupted(PromptExecutionError):
 
 # --------------------------------------------------------------------------- discovery
 
-def _is_comfy_root(path):
+def is_comfy_root(path):
     p = Path(path)
     return (p / "main.py").is_file() and (p / "comfy").is_dir() and (p / "nodes.py").is_file()
 
@@ -99,14 +99,14 @@ def find_comfyui():
         # the first; tests/run_all.py runs one process per host.
         first = env.split(os.pathsep)[0]
         p = Path(first).expanduser()
-        if _is_comfy_root(p):
+        if is_comfy_root(p):
             return p.resolve(), "COMFYUI_PATH"
         return None, f"COMFYUI_PATH={first} is not a ComfyUI checkout (no main.py + comfy/ + nodes.py)"
     parent = REPO_ROOT.parent
-    if parent.name == "custom_nodes" and _is_comfy_root(parent.parent):
+    if parent.name == "custom_nodes" and is_comfy_root(parent.parent):
         return parent.parent.resolve(), "installed in custom_nodes"
     home = Path.home() / "ComfyUI"
-    if _is_comfy_root(home):
+    if is_comfy_root(home):
         return home.resolve(), "~/ComfyUI"
     return None, "no ComfyUI found (COMFYUI_PATH unset, not installed under custom_nodes/, no ~/ComfyUI)"
 
@@ -121,10 +121,8 @@ def host_version(root):
 def version_tuple(root=None):
     """The host's version as a tuple of ints, e.g. (0, 33, 0), for tests whose expectations differ by host."""
     root = root or (_HOST.comfy_root if _HOST is not None else find_comfyui()[0])
-    if root is None:
-        return (0, 0, 0)
-    return tuple(int(x) for x in re.findall(r"\d+", host_version(root))[:3]) if host_version(root) != "unknown" \
-        else (0, 0, 0)
+    numbers = re.findall(r"\d+", host_version(root)) if root is not None else []
+    return tuple(int(x) for x in numbers[:3]) if numbers else (0, 0, 0)
 
 
 def unavailable_reason():
