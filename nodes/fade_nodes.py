@@ -431,7 +431,8 @@ class GuideRun:
         host.throw_if_interrupted()
         offload = self.guide.memory == MEMORY_OFFLOAD
         with gradient_pass.differentiable_model_code(clone_saved=self.arch.saves_inplace and not offload):
-            activations = (gradient_pass.offload_saved_activations(self.base_model.diffusion_model, self.arch.saves_inplace)
+            activations = (gradient_pass.offload_saved_activations(self.base_model.diffusion_model,
+                                                                   self.arch.saves_inplace)
                            if offload else contextlib.nullcontext())
             with activations:
                 z = x.detach().clone().requires_grad_(True)

@@ -153,10 +153,11 @@ class FreeInit(io.ComfyNode):
                 "FreeInit (arXiv 2312.07537) for any sampler node: the returned MODEL makes KSampler, "
                 "KSamplerAdvanced or SamplerCustomAdvanced sample several passes. Between passes the result is "
                 "re-noised with the first pass's noise, its spatio-temporal low frequencies are kept and the high "
-                "frequencies are drawn fresh (seed + pass index, modulo 2^64). Improves temporal consistency; costs one "
-                "full sampling per pass. Needs a schedule that ends at sigma 0 (not a partial one). Applied to a "
+                "frequencies are drawn fresh (seed + pass index, modulo 2^64). Improves temporal consistency; costs "
+                "one full sampling per pass. Needs a schedule that ends at sigma 0 (not a partial one). Applied to a "
                 "MODEL that already has FreeInit, it replaces the earlier settings. Works on native 5-D video "
-                "latents (Wan, HunyuanVideo, LTXV, Mochi, Cosmos) and 4-D frame batches (AnimateDiff), for flow-matching and EPS models."),
+                "latents (Wan, HunyuanVideo, LTXV, Mochi, Cosmos) and 4-D frame batches (AnimateDiff), for "
+                "flow-matching and EPS models."),
             inputs=[
                 io.Model.Input("model", tooltip="The video model to sample with FreeInit."),
                 io.Int.Input("passes", default=3, min=1, max=10,

@@ -3,8 +3,8 @@
     python tests/run_all.py [extra pytest args]
 
 Hosts: COMFYUI_PATH (several checkouts separated by os.pathsep), else the ComfyUI the pack is installed in, else
-the supported set ~/ComfyUI (v0.3.64), ~/ComfyUI-0.8 and ~/ComfyUI-0.33. ComfyUI keeps process-wide state, so each host gets its own pytest process,
-run with that host's Python (see python_for). A host that is absent is reported in one line and counted as
+the supported set ~/ComfyUI (v0.3.64), ~/ComfyUI-0.8 and ~/ComfyUI-0.33. ComfyUI keeps process-wide state, so
+each host gets its own pytest process, run with that host's Python (see python_for). A host that is absent is reported in one line and counted as
 absent, never as passed. FADE_NO_HOST=1 runs the core tier only. Prints one summary line per host and a last
 line 'total: N passed, N failed, N skipped'; exits non-zero if anything failed.
 """
