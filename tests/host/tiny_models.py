@@ -59,10 +59,27 @@ VARIANTS = {
     "wan22_5b": Variant(
         "wan22_5b", "comfy.ldm.wan.model:WanModel", "WAN22_T2V", True,
         dict(_WAN, in_dim=48, out_dim=48), 48, 4, 16, (1, 2, 2), {"blocks": 4}, True),
+    # Image-to-video (issue 12). Wan 2.1 I2V: 36 input channels (16 latent + 4 mask + 16 image, concat) and the CLIP
+    # vision projection img_emb, which detection reads as model_type i2v.
+    "wan21_i2v": Variant(
+        "wan21_i2v", "comfy.ldm.wan.model:WanModel", "WAN21_I2V", True,
+        dict(_WAN, model_type="i2v", in_dim=36, out_dim=16), 16, 4, 8, (1, 2, 2), {"blocks": 4}, True),
+    # Wan 2.2 I2V A14B layout (each expert): the same 36-channel concat, no img_emb, so ComfyUI picks WAN21_T2V.
+    "wan22_i2v": Variant(
+        "wan22_i2v", "comfy.ldm.wan.model:WanModel", "WAN21_T2V", True,
+        dict(_WAN, in_dim=36, out_dim=16), 16, 4, 8, (1, 2, 2), {"blocks": 4}, True),
     # HunyuanVideo: hidden = 128 * heads and axes_dim [16, 56, 56] are fixed by detection.
     "hunyuan_video": Variant(
         "hunyuan_video", "comfy.ldm.hunyuan_video.model:HunyuanVideo", "HunyuanVideo", True,
         dict(image_model="hunyuan_video", in_channels=16, patch_size=[1, 2, 2], out_channels=16, vec_in_dim=768,
+             axes_dim=[16, 56, 56], meanflow=False, context_in_dim=4096, hidden_size=128, mlp_ratio=4.0,
+             num_heads=1, depth=2, depth_single_blocks=2, theta=256, qkv_bias=True, byt5=False,
+             guidance_embed=True),
+        16, 4, 8, (1, 2, 2), {"double_blocks": 2, "single_blocks": 2}, True),
+    # HunyuanVideo I2V (v1, concat): 33 input channels (16 latent + 16 image + 1 mask), HunyuanVideoI2V.
+    "hunyuan_video_i2v": Variant(
+        "hunyuan_video_i2v", "comfy.ldm.hunyuan_video.model:HunyuanVideo", "HunyuanVideoI2V", True,
+        dict(image_model="hunyuan_video", in_channels=33, patch_size=[1, 2, 2], out_channels=16, vec_in_dim=768,
              axes_dim=[16, 56, 56], meanflow=False, context_in_dim=4096, hidden_size=128, mlp_ratio=4.0,
              num_heads=1, depth=2, depth_single_blocks=2, theta=256, qkv_bias=True, byt5=False,
              guidance_embed=True),
@@ -342,6 +359,54 @@ def sample(model, latent_dict, positive, negative, steps=3, cfg=2.0, seed=0, sam
         return comfy.sample.sample(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, x,
                                    denoise=denoise, noise_mask=latent_dict.get("noise_mask"),
                                    disable_pbar=True, seed=seed)
+
+
+def expert_pair(name="wan21", seeds=(0, 1)):
+    """(high-noise, low-noise) experts: two tiny models of one layout with different weights, as Wan 2.2 A14B's
+    two files are two WanModels of the same config."""
+    return build(name, seed=seeds[0]), build(name, seed=seeds[1])
+
+
+# Image-to-video conditioning as ComfyUI's nodes build it (issue 12).
+I2V_CONCAT = ("wan21_i2v", "wan22_i2v", "hunyuan_video_i2v")   # image in the conditioning (concat channels)
+I2V_PINNED = ("wan22_5b",)                                       # image in the sampled latent (noise_mask)
+
+
+def i2v_conditioning(name, conditioning_in, shape, seed=0, image_frames=1):
+    """WanImageToVideo / HunyuanImageToVideo ('v1 (concat)'): the encoded start image as concat_latent_image
+    (VAE space, later frames the encoding of grey for Wan, the image's latent length for Hunyuan) and concat_mask
+    0 on the image's latent frames; Wan 2.1 I2V also gets a CLIP vision output (257 x 1280)."""
+    harness.configure()
+    import types
+    import torch
+    import node_helpers
+    if name not in I2V_CONCAT:
+        raise ValueError(f"{name} takes no concat image conditioning; known: {I2V_CONCAT}")
+    gen = torch.Generator().manual_seed(int(seed))
+    image = latent_format(name).process_out(torch.randn(shape, generator=gen))
+    mask = torch.ones((1, 1, shape[2], shape[3], shape[4]))
+    mask[:, :, :image_frames] = 0.0
+    values = {"concat_latent_image": image, "concat_mask": mask}
+    if name == "wan21_i2v":
+        values["clip_vision_output"] = types.SimpleNamespace(
+            penultimate_hidden_states=torch.randn((1, 257, 1280), generator=gen))
+    return node_helpers.conditioning_set_values(conditioning_in, values)
+
+
+def ti2v_latent(name, shape, seed=0, image_frames=1):
+    """Wan22ImageToVideoLatent: the start image's latent in the first latent frame(s) of an otherwise empty latent,
+    noise_mask 0 there (the sampler pins those frames to the image)."""
+    harness.configure()
+    import torch
+    if name not in I2V_PINNED:
+        raise ValueError(f"{name} does not pin image frames in the latent; known: {I2V_PINNED}")
+    samples = torch.zeros(shape)
+    gen = torch.Generator().manual_seed(int(seed))
+    samples[:, :, :image_frames] = latent_format(name).process_out(
+        torch.randn((shape[0], shape[1], image_frames) + tuple(shape[3:]), generator=gen))
+    mask = torch.ones((shape[0], 1) + tuple(shape[2:]))
+    mask[:, :, :image_frames] = 0.0
+    return {"samples": samples, "noise_mask": mask}
 
 
 def tiny_vae(kind="wan21", seed=0):

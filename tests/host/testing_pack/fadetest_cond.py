@@ -18,6 +18,9 @@ FAMILIES = {
     "wan21": {"context_dim": 4096, "tokens": 8},             # UMT5-XXL
     "wan22_5b": {"context_dim": 4096, "tokens": 8},          # UMT5-XXL
     "hunyuan_video": {"context_dim": 4096, "tokens": 8, "pooled": 768},  # llava-llama3 + CLIP-L pooled
+    "wan21_i2v": {"context_dim": 4096, "tokens": 8},         # image-to-video: the same text encoders
+    "wan22_i2v": {"context_dim": 4096, "tokens": 8},
+    "hunyuan_video_i2v": {"context_dim": 4096, "tokens": 8, "pooled": 768},
     "hunyuan_video15": {"context_dim": 3584, "tokens": 8, "pooled": 3584},   # Qwen2.5-VL 7B (pooled unused)
     # T5-XXL through mochi_te, so masked; LTXVModel.forward requires attention_mask.
     "ltxv": {"context_dim": 4096, "tokens": 12, "valid": 8},
