@@ -1,0 +1,164 @@
+"""Train the benchmark's tiny Wan 2.1 model on synthetic clips (CPU, one thread, runs in the background).
+
+The network is ComfyUI's own comfy.ldm.wan.model.WanModel (dim 128 = 1 head x 128, which is what ComfyUI's
+Wan detection requires; text_dim 4096, which it assumes), built with comfy.ops like a loaded checkpoint.
+Objective: ComfyUI's CONST flow convention, x_s = (1 - s) x0 + s eps, the network predicts v = eps - x0 at
+timestep model_sampling.timestep(s) (= 1000 s), with s drawn half uniform, half through ModelSamplingDiscreteFlow's
+shift (the shift the benchmark samples with), so every sigma a sampler visits is trained.
+Prompts: 10 % empty, 10 % colour only, 10 % shape only (cfg and an empty inversion prompt need these).
+Saves an EMA of the weights as fp16 safetensors (keys as a diffusion_models file, loadable by UNETLoader),
+its config JSON and the log, every --save-every seconds, so the run can be stopped at any time.
+
+    OMP_NUM_THREADS=1 nohup python bench/efficacy/train.py --minutes 70 > /tmp/train.out 2>&1 &
+"""
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+COMFY = Path(os.environ.get("COMFYUI_PATH", Path.home() / "ComfyUI")).expanduser()
+sys.path.insert(0, str(COMFY))
+
+import torch                       # noqa: E402
+
+import clips                       # noqa: E402
+
+CONFIG = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), in_dim=16, out_dim=16, dim=128,
+              num_heads=1, ffn_dim=384, num_layers=6, freq_dim=256, text_dim=4096, window_size=(-1, -1),
+              qk_norm=True, cross_attn_norm=True, eps=1e-6)
+TRAIN_SHIFT = 3.0
+OUT = HERE / "model"
+NAME = "tiny_wan_shapes"
+
+
+def comfy_cpu():
+    """Point ComfyUI's model management at the CPU before anything imports it (no CUDA here)."""
+    import comfy.cli_args
+    comfy.cli_args.args.cpu = True
+
+
+def build(seed):
+    comfy_cpu()
+    import comfy.ops
+    from comfy.ldm.wan.model import WanModel
+    model = WanModel(**CONFIG, operations=comfy.ops.disable_weight_init, dtype=torch.float32)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, p in model.named_parameters():
+            if p.ndim == 1:
+                # norm scales 1, biases 0
+                p.copy_(torch.ones_like(p) if key.endswith("weight") and "norm" in key else torch.zeros_like(p))
+            elif "modulation" in key:
+                p.copy_(torch.randn(p.shape, generator=g) / CONFIG["dim"] ** 0.5)   # as Wan initialises it
+            else:
+                fan_in = math.prod(p.shape[1:])
+                p.copy_(torch.randn(p.shape, generator=g) / fan_in ** 0.5)
+        model.head.head.weight.zero_()       # start as "predict 0": stable first steps
+    return model
+
+
+def batch(gen, n):
+    """Model-space latents [n, 16, T, 16, 16] and contexts [n, 2, 4096] (with prompt dropout)."""
+    xs, ids = [], []
+    for _ in range(n):
+        clip = clips.random_clip(gen)
+        o = clip.objects[0]
+        xs.append(clips.pixels_to_model(clips.render(clip)))
+        r = torch.rand((), generator=gen).item()
+        colour = None if r < 0.1 or 0.1 <= r < 0.2 else o.colour
+        shape = None if r < 0.1 or 0.2 <= r < 0.3 else o.shape
+        ids.append(clips.prompt_ids(colour, shape))
+    return torch.cat(xs), clips.token_table()[torch.tensor(ids)]
+
+
+def save(ema, step, seconds, args, losses):
+    from safetensors.torch import save_file
+    OUT.mkdir(exist_ok=True)
+    sd = {k: v.detach().to(torch.float16).contiguous() for k, v in ema.state_dict().items()}
+    tmp = OUT / (NAME + ".tmp")
+    save_file(sd, str(tmp), metadata={"step": str(step)})
+    os.replace(tmp, OUT / (NAME + ".safetensors"))
+    meta = dict(config=CONFIG, train_shift=TRAIN_SHIFT, seed=args.seed, step=step, batch=args.batch, lr=args.lr,
+                ema=args.ema, seconds=round(seconds), threads=torch.get_num_threads(),
+                params=sum(v.numel() for v in sd.values()), frames=clips.FRAMES, size=clips.SIZE,
+                colours=list(clips.COLOURS), shapes=list(clips.SHAPES), context_seed=clips.CONTEXT_SEED,
+                recent_loss=round(sum(losses[-200:]) / max(1, len(losses[-200:])), 5),
+                torch=torch.__version__)
+    (OUT / (NAME + ".json")).write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=70)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=6e-4)
+    ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--save-every", type=float, default=240, help="seconds")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    comfy_cpu()
+    import comfy.model_sampling
+    ms = comfy.model_sampling.ModelSamplingDiscreteFlow()
+    ms.set_parameters(shift=TRAIN_SHIFT, multiplier=1000)
+
+    model = build(args.seed)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    OUT.mkdir(exist_ok=True)
+    logf = open(OUT / (NAME + ".log"), "w")
+
+    def log(msg):
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    log(f"config {json.dumps(CONFIG)} shift {TRAIN_SHIFT} args {vars(args)} "
+        f"params {sum(p.numel() for p in model.parameters())}")
+    t0 = last_save = time.time()
+    losses, step = [], 0
+    while time.time() - t0 < args.minutes * 60:
+        x0, ctx = batch(gen, args.batch)
+        eps = torch.randn(x0.shape, generator=gen)
+        u = torch.rand(args.batch, generator=gen)
+        shifted = ms.sigma(u * 1000)                         # ComfyUI's time_snr_shift(shift, u)
+        s = torch.where(torch.rand(args.batch, generator=gen) < 0.5, u, shifted).clamp(1e-3, 1.0)
+        sb = s.view(-1, 1, 1, 1, 1)
+        xt = (1 - sb) * x0 + sb * eps
+        v = model(xt, ms.timestep(s), ctx)
+        loss = torch.nn.functional.mse_loss(v, eps - x0)
+        warm = min(1.0, (step + 1) / 300)
+        for grp in opt.param_groups:
+            grp["lr"] = args.lr * warm
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - decay)
+        losses.append(loss.item())
+        step += 1
+        if step % 100 == 0:
+            log(f"step {step} loss {sum(losses[-100:]) / 100:.4f} {(time.time() - t0) / step:.3f} s/step")
+        if time.time() - last_save > args.save_every:
+            save(ema, step, time.time() - t0, args, losses)
+            log(f"saved step {step}")
+            last_save = time.time()
+    save(ema, step, time.time() - t0, args, losses)
+    log(f"done step {step}")
+
+
+if __name__ == "__main__":
+    main()
