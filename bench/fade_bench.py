@@ -24,7 +24,6 @@ import dataclasses
 import datetime
 import gc
 import json
-import math
 import os
 import platform
 import re
@@ -240,51 +239,6 @@ class Samples:
 
 
 # ----------------------------------------------------------------------------------------------- model
-def wan_config(dim, heads, ffn, blocks):
-    """unet_config as ComfyUI's model detection derives it from a Wan 2.1 t2v checkpoint."""
-    return dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), in_dim=LATENT_CHANNELS, dim=dim,
-                ffn_dim=ffn, freq_dim=256, text_dim=TEXT_DIM, out_dim=LATENT_CHANNELS, num_heads=heads,
-                num_layers=blocks, window_size=(-1, -1), qk_norm=True, cross_attn_norm=True, eps=1e-6)
-
-
-def build_model(config, dtype_name="auto", seed=0):
-    """ModelPatcher around a random-weight WanModel, built directly on the load device (a 1.3B state dict made on
-    the CPU first would cost minutes); dtype as ComfyUI's loader would pick it unless given."""
-    import comfy.ldm.wan.model
-    import comfy.model_management as mm
-    import comfy.model_patcher
-    import comfy.ops
-    import comfy.supported_models
-    load_device = mm.get_torch_device()
-    meta = comfy.ldm.wan.model.WanModel(**config, device="meta", operations=comfy.ops.disable_weight_init)
-    params = sum(p.numel() for p in meta.parameters())
-    del meta
-    model_config = comfy.supported_models.WAN21_T2V(dict(config))
-    supported = list(model_config.supported_inference_dtypes)
-    dtype = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
-    if dtype is None:
-        dtype = mm.unet_dtype(model_params=params, supported_dtypes=supported)
-    model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, supported))
-    with torch.inference_mode():     # as UNETLoader runs inside the executor: weights are inference tensors
-        model = model_config.get_model({}, "", device=load_device)
-        _random_init(model.diffusion_model, load_device, seed)
-        patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device,
-                                                   offload_device=mm.unet_offload_device())
-    return patcher, params, dtype
-
-
-def _random_init(module, device, seed):
-    # The same scheme as tests/host/tiny_models._init_like, drawn on the device: unit-variance activations.
-    gen = torch.Generator(device=device).manual_seed(int(seed))
-    for name, p in module.named_parameters():
-        noise = torch.randn(p.shape, generator=gen, device=device, dtype=torch.float32)
-        if p.ndim <= 1:
-            value = 1.0 + 0.02 * noise if name.endswith(("weight", "scale", "gamma")) else 0.02 * noise
-        else:
-            value = noise / math.sqrt(max(1, math.prod(p.shape[1:])))
-        p.copy_(value)
-
-
 def conditioning(seed):
     """CONDITIONING as a Wan text encoder returns it: [[cond [1, 512, 4096], {}]]."""
     gen = torch.Generator().manual_seed(int(seed))
@@ -299,13 +253,16 @@ def latent_shape(frames, height, width):
 @dataclasses.dataclass
 class Context:
     harness: object
-    fade: object
-    host: object
+    fade_guide: object
+    fade_sampler: object
+    reference_cache: object
+    sampling: object
+    renoise: object
+    capture: object
     gradient_pass: object
     sketch: object
     spectral: object
     freeinit: object
-    freeinit_nodes: object
     patcher: object
     meter: Meter
     device: object
@@ -364,7 +321,7 @@ def step_benchmark(ctx, budget):
     """Per-step costs, measured the way sample_modulated_ddim runs a step, inside a live sampling call."""
     _, trajectory = invert(ctx)
     guided_model = ctx.harness.call_node("FADE_SketchSpectrumGuide", **guide_inputs(ctx, trajectory))[0]
-    base_guide = ctx.fade.find_guide({"transformer_options": {"wrappers": guided_model.wrappers}})
+    base_guide = ctx.fade_guide.find_guide({"transformer_options": {"wrappers": guided_model.wrappers}})
     results = {}
 
     def probe(model_k, x, sigmas, extra_args=None, callback=None, disable=None):
@@ -372,12 +329,12 @@ def step_benchmark(ctx, budget):
         return x
 
     noise = torch.randn(ctx.latent["samples"].shape, generator=torch.Generator().manual_seed(5))
-    sample(ctx, guided_model, ctx.target, noise, ctx.fade.ModulatedKSampler(probe))
+    sample(ctx, guided_model, ctx.target, noise, ctx.fade_sampler.ModulatedKSampler(probe))
     return results
 
 
 def _measure_steps(ctx, base_guide, model_k, x, sigmas, extra_args, budget):
-    fade, sketch, meter = ctx.fade, ctx.sketch, ctx.meter
+    fade_sampler, sketch, meter = ctx.fade_sampler, ctx.sketch, ctx.meter
     guided_steps = sketch.guided_step_count(len(sigmas) - 1, base_guide.guided_fraction)
     step = 1 if guided_steps > 1 else 0
     s_in = x.new_ones([x.shape[0]])
@@ -388,9 +345,10 @@ def _measure_steps(ctx, base_guide, model_k, x, sigmas, extra_args, budget):
         x.shape, generator=gen, device=x.device, dtype=x.dtype)
 
     def new_run(k, memory):
-        guide = dataclasses.replace(base_guide, sketch_blocks=k, memory=memory, reference_cache={}, cache_bytes=0,
-                                    last_run_energies=[], last_run_blocks=[])
-        return fade.GuideRun(guide, model_k, x, sigmas, extra_args)
+        settings = dataclasses.replace(base_guide, sketch_blocks=k, memory=memory)
+        # its own cache, so that cold / warm are measured without touching the process-wide one
+        cache = ctx.reference_cache.ReferenceCache(budget_bytes=1 << 40)
+        return fade_sampler.GuideRun(settings, model_k, x, sigmas, extra_args, cache=cache)
 
     def plain():
         return model_k(x_step, sigma, **extra_args)
@@ -400,8 +358,7 @@ def _measure_steps(ctx, base_guide, model_k, x, sigmas, extra_args, budget):
     def guided(run, cold, name):
         def go():
             if cold:
-                run.guide.reference_cache.clear()
-                run.guide.cache_bytes = 0
+                run.cache.clear()
             t0 = time.perf_counter()
             grad = run.gradient(step, x_step, sigma)
             meter.sync()
@@ -419,12 +376,12 @@ def _measure_steps(ctx, base_guide, model_k, x, sigmas, extra_args, budget):
     variants = [("plain_cfg", plain)]
     runs = {}
     for k in ctx.ks:
-        runs[k] = new_run(k, fade.MEMORY_FAST)
+        runs[k] = new_run(k, ctx.fade_guide.MEMORY_FAST)
         variants += [(f"guided_k{k}_cold", guided(runs[k], True, f"guided_k{k}_cold")),
                      (f"guided_k{k}_warm", guided(runs[k], False, f"guided_k{k}_warm"))]
     k_ref = REFERENCE_K if REFERENCE_K in ctx.ks else max(ctx.ks)
     if "offload" not in ctx.args.skip:
-        off = new_run(k_ref, fade.MEMORY_OFFLOAD)
+        off = new_run(k_ref, ctx.fade_guide.MEMORY_OFFLOAD)
         variants += [(f"guided_k{k_ref}_offload_cold", guided(off, True, f"guided_k{k_ref}_offload_cold")),
                      (f"guided_k{k_ref}_offload_warm", guided(off, False, f"guided_k{k_ref}_offload_warm"))]
     if "naive" not in ctx.args.skip:
@@ -466,7 +423,7 @@ def _measure_steps(ctx, base_guide, model_k, x, sigmas, extra_args, budget):
 def _naive_step(ctx, run, model_k, x, sigma, sigma_scalar, step, extra_args):
     """What a direct port of the official code costs: the source features recomputed by a full forward, the
     current ones by a full forward with autograd (no early exit), then backward, then the CFG call."""
-    sketch, guide = ctx.sketch, run.guide
+    sketch, guide = ctx.sketch, run.settings
     source = guide.trajectory.at_step(step, x.device, x.dtype)
     with torch.no_grad():
         references = [sketch.low_band(f, run.band, guide.spectrum)
@@ -481,28 +438,10 @@ def _naive_step(ctx, run, model_k, x, sigma, sigma_scalar, step, extra_args):
 
 
 def _full_forward_features(ctx, run, latent, sigma, grad):
-    import comfy.patcher_extension
-    import comfy.samplers
-    from comfy.ldm.modules import attention as comfy_attention
-    store = {}
-    blocks = run.arch.block_list(run.base_model.diffusion_model)
-    k = run.guide.sketch_blocks
-
-    def hook(module, inputs, output, index):
-        store[index] = run.arch.take(output).clone()
-
-    handles = [run.arch.feature_module(blocks[i], run.guide.feature).register_forward_hook(
-        lambda m, a, o, i=i: hook(m, a, o, i)) for i in range(k)]
-    options = comfy.patcher_extension.copy_nested_dicts(run.model_options)
-    if grad:   # the same attention the pack's gradient pass uses (Sage / flash kernels have no backward)
-        options.setdefault("transformer_options", {})["optimized_attention_override"] = (
-            lambda func, *a, **kw: comfy_attention.attention_pytorch(*a, **kw))
-    try:
-        comfy.samplers.calc_cond_batch(run.base_model, [list(run.source_cond)], latent, sigma, options)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return [ctx.sketch.tokens_to_grid(store[i], run.grid, run.capture.layout) for i in range(k)]
+    """The pack's capture without its early exit: the whole network runs, as in the official code."""
+    capture = ctx.capture.SketchCapture(run.arch, run.settings.sketch_blocks, run.settings.feature, early_exit=False)
+    return capture.features(run.base_model, run.source_cond, latent, sigma, run.model_options, run.grid,
+                            for_gradient=grad)
 
 
 def edit_benchmark(ctx, budget):
@@ -564,7 +503,7 @@ def edit_benchmark(ctx, budget):
 
 def freeinit_benchmark(ctx, plain_step_s):
     """Mask build (cold cache) and FreeInit re-initialisation on a Wan-sized latent, vs one step and one pass."""
-    spectral, core, nodes_fi = ctx.spectral, ctx.freeinit, ctx.freeinit_nodes
+    spectral, core = ctx.spectral, ctx.freeinit
     cpu = torch.device("cpu")
     t, h, w = FREEINIT_GRID
     repeats = max(5, ctx.args.repeats)
@@ -583,7 +522,7 @@ def freeinit_benchmark(ctx, plain_step_s):
         lpf = spectral.LowPassFilter(kind, 0.25, 0.25, 4)
 
         def build():
-            spectral._cached_mask.cache_clear()
+            spectral.clear_mask_cache()
             return lpf.half_mask(t, h, w, device=device) if half else lpf.mask(t, h, w, device=device)
         return build
 
@@ -607,15 +546,14 @@ def freeinit_benchmark(ctx, plain_step_s):
     previous = torch.randn(shape, generator=gen).to(device)                  # the pass's result: on the device
     empty = torch.zeros(shape)
     model_sampling = ctx.patcher.get_model_object("model_sampling")
-    kind = ctx.host.parameterisation(model_sampling)
-    sigma = ctx.host.resolve_renoise_sigma(model_sampling, 0.0)
-    sampling = nodes_fi.FreeInitSampling(3, spectral.DEFAULT_FILTER, 0.0, False)
-    schedule = ctx.sigmas
+    kind = ctx.sampling.parameterisation(model_sampling)
+    sigma = ctx.renoise.resolve_renoise_sigma(model_sampling, 0.0)
+    first_sigma = float(ctx.sigmas[0])
 
     def reinit():
         with torch.inference_mode():
-            return sampling._reinitialise(ctx.patcher, previous, first_noise, 1, sigma, kind, empty, model_sampling,
-                                          schedule)
+            return ctx.renoise.reinitialised_noise(ctx.patcher, previous, first_noise, 1, spectral.DEFAULT_FILTER,
+                                                   sigma, empty, first_sigma)
     z0 = previous.to(torch.float32)
     first_dev = first_noise.to(device)
     fresh_dev = torch.randn(shape, generator=gen).to(device)
@@ -625,7 +563,7 @@ def freeinit_benchmark(ctx, plain_step_s):
     reinit(), mix()
     out["frequency_mix_ms"] = 1e3 * median_time(mix, device)
     out["reinitialise_ms"] = 1e3 * median_time(reinit, device)
-    spectral._cached_mask.cache_clear()
+    spectral.clear_mask_cache()
     own_ms = out["mask_build_device_ms"] + out["reinitialise_ms"]
     out["own_work_ms"] = own_ms
     out["pass_steps"] = ctx.args.steps
@@ -834,16 +772,19 @@ def run(argv=None):
     device = mm.get_torch_device()
     log(f"ComfyUI ready on {mm.get_torch_device_name(device)} ({time.perf_counter() - start:.1f} s)")
 
-    config = wan_config(args.dim, args.heads, args.ffn, args.blocks)
-    patcher, params, dtype = build_model(config, args.dtype, args.seed)
+    import tiny_models
+    config = tiny_models.wan21_config(args.dim, args.heads, args.ffn, args.blocks)
+    patcher, params, dtype = tiny_models.build_wan21_on_device(config, args.dtype, args.seed)
     log(f"model: {params / 1e6:.1f} M params, {dtype} ({time.perf_counter() - start:.1f} s)")
     shape = latent_shape(args.frames, args.height, args.width)
     latent_format = patcher.model.latent_format
     spectral = pack("nodes.algo.spectral")
     ctx = Context(
-        harness=harness, fade=pack("nodes.fade_nodes"), host=pack("nodes.host"), gradient_pass=pack("nodes.gradient_pass"),
-        sketch=pack("nodes.algo.sketch"),
-        spectral=spectral, freeinit=pack("nodes.algo.freeinit"), freeinit_nodes=pack("nodes.freeinit_nodes"),
+        harness=harness, fade_guide=pack("nodes.fade.guide"), fade_sampler=pack("nodes.fade.sampler"),
+        reference_cache=pack("nodes.fade.reference_cache"), sampling=pack("nodes.comfy_glue.sampling"),
+        renoise=pack("nodes.freeinit.renoise"), capture=pack("nodes.comfy_glue.capture"),
+        gradient_pass=pack("nodes.comfy_glue.gradient_pass"), sketch=pack("nodes.algo.sketch"),
+        spectral=spectral, freeinit=pack("nodes.algo.freeinit"),
         patcher=patcher, meter=Meter(device), device=device, args=args,
         latent={"samples": latent_format.process_out(
             torch.randn(shape, generator=torch.Generator().manual_seed(args.seed + 1)))},

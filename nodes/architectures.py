@@ -13,6 +13,7 @@ Per entry:
 - attention_layout:  layout of the attention output where it differs from the block output.
 - prepended_conds:   model conds (as CFGGuider processes them) whose tokens the model puts in FRONT of the video
                      tokens (reference images); tokens appended after the video tokens are cut off by position.
+- flow_matching:     the family samples in flow space (user-facing text only; the runtime reads the MODEL).
 - saves_inplace:     the blocks update tensors in place that autograd saved (HunyuanVideo's `txt +=`, LTXV's
                      `x +=`), so the gradient pass must clone saved tensors (saved_tensors_hooks).
 Token grids are the latent (T, H, W) divided by the patch size, rounded up (the models pad to the patch size).
@@ -56,6 +57,7 @@ class Architecture:
     saves_inplace: bool = False
     attention_layout: Optional[str] = None   # layout of the attention output when it differs from the block's
     prepended_conds: Tuple[str, ...] = ()
+    flow_matching: bool = True               # samples x = (1 - s) x0 + s eps (False: an EDM / VE model)
 
     def block_list(self, diffusion_model) -> Sequence[torch.nn.Module]:
         blocks = _resolve(diffusion_model, self.blocks)
@@ -115,7 +117,7 @@ ARCHITECTURES: Tuple[Architecture, ...] = (
     Architecture("Mochi", ("AsymmDiTJoint",), blocks="blocks", attention_path="attn", layout=TOKENS,
                  patch_size=lambda dm: _triple(dm.patch_size), output_index=0),
     Architecture("Cosmos 1.0", ("GeneralDIT",), blocks="blocks", attention_path="cosmos1:first_full_attention",
-                 layout=GRID_THWBD, patch_size=_cosmos_patch),
+                 layout=GRID_THWBD, patch_size=_cosmos_patch, flow_matching=False),
     # Predict2's blocks carry [B,T,H,W,D] grids but its self-attention runs on token sequences.
     Architecture("Cosmos Predict2", ("MiniTrainDIT",), blocks="blocks", attention_path="self_attn",
                  layout=GRID_BTHWD, patch_size=_cosmos_patch, attention_layout=TOKENS),
@@ -123,7 +125,22 @@ ARCHITECTURES: Tuple[Architecture, ...] = (
 
 
 def supported_names() -> str:
+    """Every architecture FADE's guide knows, for user-facing text (generated, so it never goes stale)."""
     return ", ".join(a.name for a in ARCHITECTURES)
+
+
+def flow_matching_names() -> str:
+    return ", ".join(a.name for a in ARCHITECTURES if a.flow_matching)
+
+
+def supported_families() -> str:
+    """The model families, without versions ("Wan, HunyuanVideo, ..."), for short user-facing text."""
+    families = []
+    for arch in ARCHITECTURES:
+        family = arch.name.split(" ")[0]
+        if family not in families:
+            families.append(family)
+    return ", ".join(families)
 
 
 def find_architecture(diffusion_model) -> Architecture:

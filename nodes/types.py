@@ -2,7 +2,7 @@
 
 FADE_FILTER      algo.spectral.LowPassFilter: a 3-D low-pass over (t, h, w) with mask(t, h, w, device) returning the
                  float32 [t, h, w] gain in torch.fft.fftn (unshifted) order.
-FADE_TRAJECTORY  nodes.fade_nodes.Trajectory: the DDIM-inverted source latents in MODEL space (after the model's
+FADE_TRAJECTORY  nodes.fade.trajectory.Trajectory: the DDIM-inverted source latents in MODEL space (after the model's
                  process_in), one per sigma of the schedule, kept on ComfyUI's intermediate device.
 """
 from comfy_api.latest import io

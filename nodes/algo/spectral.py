@@ -45,6 +45,11 @@ def _axis_frequencies(n: int, device, half: bool = False) -> torch.Tensor:
     return (2.0 * f).to(torch.float32)
 
 
+def clear_mask_cache():
+    """Forget every cached filter mask (for cold-start measurements)."""
+    _cached_mask.cache_clear()
+
+
 @functools.lru_cache(maxsize=64)
 def _cached_mask(kind: str, spatial_cutoff: float, temporal_cutoff: float, order: int,
                  t: int, h: int, w: int, device: str, half: bool) -> torch.Tensor:

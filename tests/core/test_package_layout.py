@@ -33,3 +33,33 @@ def test_root_package_exports_only_the_entrypoint_and_web_directory():
     names |= {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     assert names == {"comfy_entrypoint", "WEB_DIRECTORY", "__all__"}
     assert not any(isinstance(node, (ast.Import, ast.ImportFrom)) for node in tree.body)   # cheap to import
+
+
+# The layers (README "Layout"): node files only declare; runtime lives in packages; algo imports no ComfyUI.
+NODE_FILES = sorted((ROOT / "nodes").glob("*_nodes.py"))
+RUNTIME_PACKAGES = ("fade", "freeinit", "comfy_glue")
+
+
+def _top_level_names(path):
+    return [node for node in ast.parse(path.read_text()).body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+
+
+def test_node_files_contain_node_declarations_only():
+    assert NODE_FILES, "no nodes/*_nodes.py found"
+    for path in NODE_FILES:
+        for node in _top_level_names(path):
+            assert isinstance(node, ast.ClassDef), f"{path.name}: top-level function {node.name} belongs in a runtime module"
+            bases = [ast.unparse(b) for b in node.bases]
+            assert bases == ["io.ComfyNode"], f"{path.name}: class {node.name} ({bases}) is not a node declaration"
+
+
+def test_algo_imports_no_comfyui_and_runtime_packages_exist():
+    for path in (ROOT / "nodes" / "algo").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n.split(".")[0] in ("comfy", "comfy_api", "folder_paths", "server", "nodes")
+                               for n in names), f"{path.name} imports {names}"
+    for package in RUNTIME_PACKAGES:
+        assert (ROOT / "nodes" / package / "__init__.py").is_file()

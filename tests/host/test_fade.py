@@ -65,8 +65,13 @@ def modulated(blend_fraction=0.7, mask=None):
 
 
 def guide_of(model):
-    fade = harness.pack_module("nodes.fade_nodes")
-    return fade.find_guide({"transformer_options": {"wrappers": model.wrappers}})
+    """The guide settings a MODEL carries (found the way the sampler finds them)."""
+    return harness.pack_module("nodes.fade.guide").find_guide({"transformer_options": {"wrappers": model.wrappers}})
+
+
+def observed(model):
+    """(a clone of model whose guided runs are reported, their RunReports): energies, reference-cache use."""
+    return harness.pack_module("nodes.fade.sampler").observe_runs(model)
 
 
 class Edit:
@@ -205,13 +210,15 @@ def test_unguided_and_zero_strength_are_bit_identical_to_stock_ddim(models, name
 def test_guided_edit_runs_on_every_architecture(models, name):
     model = models(name)
     edit = Edit(model, name, 5)
-    guided = guide(model, edit.trajectory, edit.src, guided_fraction=0.6, sketch_blocks=2)
+    guided, reports = observed(guide(model, edit.trajectory, edit.src, guided_fraction=0.6, sketch_blocks=2))
     out = edit.run(guided, cfg=2.0)
     assert out.shape == edit.latent["samples"].shape and torch.isfinite(out).all()
-    g = guide_of(guided)
-    assert len(g.last_run_energies) == 3                      # round(5 * 0.6) guided steps
+    energies = reports.last.energies
+    assert len(energies) == 3                                 # round(5 * 0.6) guided steps
     # step 0 starts on the trajectory: zero to working precision (and not modulated, see below)
-    assert g.last_run_energies[0] < 1e-6 * min(g.last_run_energies[1:])
+    assert energies[0] < 1e-6 * min(energies[1:])
+    assert reports.last.modulated_steps == [1, 2]
+    assert reports.last.blocks_run == [0, 1]                  # early exit after block K - 1
 
 
 @pytest.mark.parametrize("name", ["wan21", "ltxv", "cosmos1"])
@@ -224,10 +231,10 @@ def test_a_step_on_the_source_trajectory_is_not_modulated(models, name, normalis
     model = models(name)
     edit = Edit(model, name, 4)
     stock = edit.run(model, comfy.samplers.sampler_object("ddim"))
-    guided = guide(model, edit.trajectory, edit.src, guided_fraction=0.25, normalisation=normalisation,
-                   strength=strength)
+    guided, reports = observed(guide(model, edit.trajectory, edit.src, guided_fraction=0.25,
+                                     normalisation=normalisation, strength=strength))
     assert torch.equal(edit.run(guided), stock)
-    energies = guide_of(guided).last_run_energies
+    energies = reports.last.energies
     assert len(energies) == 1 and energies[0] < 1e-9
     # the next step is off the trajectory and is modulated
     two = guide(model, edit.trajectory, edit.src, guided_fraction=0.5, normalisation=normalisation,
@@ -245,9 +252,10 @@ def test_summed_energy_falls_as_strength_rises(models):
     # The tiny random DiT's energy landscape is sharp (a per-element step of ~0.05 already reaches its minimum),
     # so strengths stay in the range where a normalised descent step cannot overshoot.
     for strength in (1e-3, 0.1, 0.4):
-        guided = guide(model, trajectory, src, strength=strength, sketch_blocks=2, guided_fraction=1.0)
+        guided, reports = observed(guide(model, trajectory, src, strength=strength, sketch_blocks=2,
+                                         guided_fraction=1.0))
         sample(guided, noise, latent, sigmas, modulated(), tgt, neg, cfg=3.0)
-        totals.append(sum(guide_of(guided).last_run_energies))
+        totals.append(sum(reports.last.energies))
     assert totals[0] > totals[1] > totals[2]
 
 
@@ -261,22 +269,33 @@ def test_cfg_relative_normalisation_runs_and_moves_the_result(models):
 
 
 def test_mask_blends_the_background_toward_the_source(models):
+    """A partial mask: outside it (background) the edit ends exactly on the source, inside it the edit happens."""
+    sketch = harness.pack_module("nodes.algo.sketch")
     model = models("wan21")
     edit = Edit(model, "wan21", 4)
-    mask = torch.zeros(9, 32, 32)                               # nothing to edit: everything is background
+    source = edit.latent["samples"]
+    frames, height, width = 9, 32, 32                           # the pixel clip behind the [1, 16, 3, 4, 4] latent
+    mask = torch.zeros(frames, height, width)
+    mask[:, :, :6] = 1.0                                        # edit the left strip only
+    keep = sketch.mask_to_latent_grid(mask, tuple(source.shape[-3:]))
+    assert 0.0 < float(keep.mean()) < 1.0                       # really partial on the latent grid
+    inside, outside = keep[None, None].expand_as(source) > 0.5, keep[None, None].expand_as(source) < 0.5
     out = edit.run(guide(model, edit.trajectory, edit.src), modulated(blend_fraction=1.0, mask=mask))
-    torch.testing.assert_close(out, edit.latent["samples"], atol=1e-4, rtol=1e-4)
+    unmasked = edit.run(guide(model, edit.trajectory, edit.src), modulated())
+    torch.testing.assert_close(out[outside], source[outside], atol=1e-4, rtol=1e-4)
+    assert (out[inside] - source[inside]).abs().max() > 1e-2           # the edited region moved
+    assert (unmasked[outside] - source[outside]).abs().max() > 1e-2    # without the mask the background moves
 
 
 # ----------------------------------------------------------------------------------------------- gradient
 def make_probe(check):
     """A KSAMPLER whose function hands a live GuideRun (real guider, conds, options) to `check`."""
     import comfy.samplers
-    fade = harness.pack_module("nodes.fade_nodes")
+    guide_module, sampler = harness.pack_module("nodes.fade.guide"), harness.pack_module("nodes.fade.sampler")
 
     def probe(model, x, sigmas, extra_args=None, callback=None, disable=None):
-        g = fade.find_guide(extra_args.get("model_options"))
-        check(fade.GuideRun(g, model, x, sigmas, extra_args), x, sigmas)
+        settings = guide_module.find_guide(extra_args.get("model_options"))
+        check(sampler.GuideRun(settings, model, x, sigmas, extra_args), x, sigmas)
         return x
     return comfy.samplers.KSAMPLER(probe)
 
@@ -318,7 +337,7 @@ def test_gradient_equals_central_finite_difference(name):
     sigmas = schedule(model, 4).to(dtype)
     src = [[c.to(dtype), {k: (v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v)
                           for k, v in extra.items()}] for c, extra in tm.conditioning(name, 1)]
-    with harness.pack_module("nodes.gradient_pass").training_switch():   # float64 inversion: plain model code
+    with harness.pack_module("nodes.comfy_glue.gradient_pass").training_switch():   # float64 inversion: plain model code
         noise, trajectory = invert(model, latent, sigmas, 0, src)
     guided = guide(model, trajectory, src, sketch_blocks=2, spectrum="3d",
                    lpf=harness.call_node("FADE_GaussianLPF3D", filter_type="gaussian", spatial_cutoff=0.5,
@@ -332,12 +351,12 @@ def test_gradient_equals_central_finite_difference(name):
         sigma = sigmas_run[step] * x.new_ones([x.shape[0]])
         grad = run.gradient(step, z, sigma).double()
         direction = torch.randn(z.shape, generator=torch.Generator().manual_seed(4), dtype=dtype)
-        references = run._reference(step, sigma, z)
+        references = run.reference(step, sigma, z)
         fade_sketch = harness.pack_module("nodes.algo.sketch")
 
         def energy(v):
             with torch.no_grad():
-                feats = run._features(v, sigma, for_gradient=True)
+                feats = run.features(v, sigma, for_gradient=True)
                 return float(fade_sketch.sketch_energy(feats, references, [run.band] * len(feats), "3d"))
         h = 1e-2 if float32_only else 1e-3 if name in FLOAT32_ISLANDS else 1e-5
         fd = (energy(z + h * direction) - energy(z - h * direction)) / (2 * h)
@@ -347,7 +366,7 @@ def test_gradient_equals_central_finite_difference(name):
     guider = comfy.samplers.CFGGuider(guided)
     guider.inner_set_conds({"positive": src})
     # The finite differences run the same plain model code as the gradient pass (ComfyUI's training switch).
-    with torch.inference_mode(), harness.pack_module("nodes.gradient_pass").training_switch():
+    with torch.inference_mode(), harness.pack_module("nodes.comfy_glue.gradient_pass").training_switch():
         guider.sample(noise.generate_noise(latent), latent["samples"], make_probe(check), sigmas,
                       disable_pbar=True, seed=0)
     assert results["fd"] != 0.0
@@ -413,16 +432,99 @@ def test_offloading_activations_gives_the_same_gradient(models, name):
     torch.testing.assert_close(grads["offload activations"], grads["fast"], rtol=1e-5, atol=1e-8)
 
 
+def reference_cache():
+    return harness.pack_module("nodes.fade.reference_cache")
+
+
+def trajectory_entries(trajectory):
+    return [k for k in reference_cache().REFERENCE_CACHE.keys() if k.trajectory_uid == trajectory.uid]
+
+
 def test_a_rerun_reuses_the_source_features_and_reproduces_the_first_run(models):
     model = models("wan21")
     edit = Edit(model, "wan21", 4)
-    guided = guide(model, edit.trajectory, edit.src, guided_fraction=0.5)
+    guided, reports = observed(guide(model, edit.trajectory, edit.src, guided_fraction=0.5))
     first = edit.run(guided, cfg=2.0)
-    cache = guide_of(guided).reference_cache
-    assert len(cache) == 2                                     # one entry per guided step
-    stored = {k: [t.clone() for t in v] for k, v in cache.items()}
+    assert reports.last.references == {"computed": 2, "reused": 0, "refused": 0}   # one per guided step
+    assert len(trajectory_entries(edit.trajectory)) == 2
     assert torch.equal(first, edit.run(guided, cfg=2.0))
-    assert all(torch.equal(a, b) for k in stored for a, b in zip(stored[k], cache[k]))
+    assert reports.last.references == {"computed": 0, "reused": 2, "refused": 0}
+    # another source prompt is another key: computed again
+    other, other_reports = observed(guide(model, edit.trajectory, edit.tgt, guided_fraction=0.5))
+    edit.run(other, cfg=2.0)
+    assert other_reports.last.references["computed"] == 2
+
+
+def test_a_weight_patch_after_the_guide_invalidates_the_source_features(models):
+    """A LoRA-like patch applied to the guided MODEL changes the sketch features: the cached ones (unpatched model)
+    must not be reused. Step 0 starts on the trajectory, so with fresh features G_0 is zero to working
+    precision, with stale ones it is not."""
+    model = models("wan21")
+    edit = Edit(model, "wan21", 4)
+    guided, reports = observed(guide(model, edit.trajectory, edit.src, guided_fraction=0.5))
+    edit.run(guided, cfg=2.0)
+    assert reports.last.references["computed"] == 2
+    fresh_step0 = reports.last.energies[0]
+    weight = guided.get_model_object("diffusion_model.blocks.0.self_attn.q.weight")
+    delta = 0.5 * torch.randn(weight.shape, generator=torch.Generator().manual_seed(3)).to(weight.dtype)
+    patched = guided.clone()
+    patched.add_patches({"diffusion_model.blocks.0.self_attn.q.weight": (delta,)}, 1.0)
+    edit.run(patched, cfg=2.0)
+    assert reports.last.references == {"computed": 2, "reused": 0, "refused": 0}
+    assert reports.last.energies[0] <= max(10 * fresh_step0, 1e-9)
+    # the patch does change the features (so stale ones would steer toward the wrong source)
+    assert abs(reports.last.energies[1] - reports.reports[0].energies[1]) > 1e-3 * reports.reports[0].energies[1]
+
+
+def test_the_reference_cache_keeps_to_its_budget_and_evicts_least_recently_used(models, caplog):
+    import comfy.model_management as mm
+    rc = reference_cache()
+    model = models("wan21")
+    mm.load_models_gpu([model])
+    base = model.model
+    edit = Edit(model, "wan21", 2)
+    settings = guide_of(guide(model, edit.trajectory, edit.src))
+    band = torch.randn(64, 8, dtype=torch.complex64)            # 4 KiB as (real, imaginary) float32
+    cache = rc.ReferenceCache(budget_bytes=int(2.5 * 4096))
+
+    def put(step):
+        key = rc.make_key(settings, model, {}, step, 0.5, torch.zeros(1, 16, 2, 4, 4))
+        return cache.compute(key, base, edit.trajectory, lambda: ([band], torch.float32), "cpu")
+
+    with caplog.at_level(logging.INFO, logger="FADE"):
+        assert put(0)[1] == "computed" and put(1)[1] == "computed"
+        assert put(0)[1] == "reused"                               # 0 is now the most recently used
+        assert put(2)[1] == "computed"                             # evicts 1, the least recently used
+    assert cache.bytes_used <= cache.budget_bytes and len(cache) == 2
+    assert sorted(k.step for k in cache.keys()) == [0, 2]
+    assert any("evicted 1 least recently used" in r.getMessage() for r in caplog.records)
+    bands, status = put(1)
+    assert status == "computed" and torch.equal(bands[0], band)
+    tiny = rc.ReferenceCache(budget_bytes=1024)
+    key = rc.make_key(settings, model, {}, 0, 0.5, torch.zeros(1))
+    with caplog.at_level(logging.INFO, logger="FADE"):
+        assert tiny.compute(key, base, edit.trajectory, lambda: ([band], torch.float32), "cpu")[1] == "refused"
+    assert len(tiny) == 0 and any("larger than the whole budget" in r.getMessage() for r in caplog.records)
+
+
+def test_reference_features_are_freed_with_the_trajectory_and_when_models_unload(models):
+    import gc
+    import comfy.model_management as mm
+    model = models("wan21")
+    edit = Edit(model, "wan21", 4)
+    edit.run(guide(model, edit.trajectory, edit.src, guided_fraction=0.5), cfg=2.0)
+    assert len(trajectory_entries(edit.trajectory)) == 2
+    mm.unload_all_models()                                        # "Unload models"
+    rc = reference_cache()
+    rc.REFERENCE_CACHE.sweep()
+    assert trajectory_entries(edit.trajectory) == []
+    # and when ComfyUI's node cache lets go of the trajectory
+    edit.run(guide(model, edit.trajectory, edit.src, guided_fraction=0.5), cfg=2.0)
+    uid = edit.trajectory.uid
+    assert len(trajectory_entries(edit.trajectory)) == 2
+    del edit
+    gc.collect()
+    assert [k for k in rc.REFERENCE_CACHE.keys() if k.trajectory_uid == uid] == []
 
 
 def test_reference_tokens_in_front_of_the_video_are_cut_away(models):
@@ -441,7 +543,7 @@ def test_reference_tokens_in_front_of_the_video_are_cut_away(models):
         handle = module.register_forward_hook(lambda m, a, out: seen.setdefault("raw", out.detach().clone()))
         try:
             with torch.no_grad():
-                seen["grid"] = run._features(x, sigmas_run[1] * x.new_ones([x.shape[0]]), False)[0]
+                seen["grid"] = run.features(x, sigmas_run[1] * x.new_ones([x.shape[0]]), False)[0]
         finally:
             handle.remove()
         seen["grid_shape"] = run.grid

@@ -127,14 +127,15 @@ def test_low_band_of_each_start_is_the_renoised_previous_result(models, name):
     """With an ideal filter, the low band of pass i's start equals that of renoise(result_{i-1}, first noise)."""
     spectral = harness.pack_module("nodes.algo.spectral")
     core = harness.pack_module("nodes.algo.freeinit")
-    host = harness.pack_module("nodes.host")
+    renoise = harness.pack_module("nodes.freeinit.renoise")
+    sampling = harness.pack_module("nodes.comfy_glue.sampling")
     model = models(name)
     lpf = lpf_node("ideal", 0.5, 0.5)[0]
     patched, recorder = recorded(freeinit(model, passes=3, lpf=lpf))
     latent = small_latent(name)
     tm.sample(patched, latent, tm.conditioning(name, 1), tm.conditioning(name, 2), steps=STEPS, seed=4)
     ms = model.get_model_object("model_sampling")
-    kind, sigma = host.parameterisation(ms), host.default_renoise_sigma(ms)
+    kind, sigma = sampling.parameterisation(ms), renoise.default_renoise_sigma(ms)
     first = recorder.noises[0]
     assert 0.0 < lpf.kept_fraction(*spectral.grid_shape(first)) < 1.0
     for i in (1, 2):
@@ -178,16 +179,16 @@ def test_reinit_node_matches_the_freeinit_model_patch(models):
 
 
 def test_renoise_default_keeps_the_papers_signal_fraction(models):
-    host = harness.pack_module("nodes.host")
+    renoise = harness.pack_module("nodes.freeinit.renoise")
     core = harness.pack_module("nodes.algo.freeinit")
     wan = models("wan21").get_model_object("model_sampling")
     sd = models("sd15").get_model_object("model_sampling")
-    assert host.default_renoise_sigma(wan) == pytest.approx(0.93596, abs=1e-5)
-    assert host.default_renoise_sigma(sd) == pytest.approx(14.6146, rel=1e-4)
+    assert renoise.default_renoise_sigma(wan) == pytest.approx(0.93596, abs=1e-5)
+    assert renoise.default_renoise_sigma(sd) == pytest.approx(14.6146, rel=1e-4)
     # same signal-to-noise ratio: (1 - s) / s == 1 / sigma_SD
-    s = host.default_renoise_sigma(wan)
-    assert (1 - s) / s == pytest.approx(1 / host.default_renoise_sigma(sd), rel=1e-4)
-    assert core.signal_fraction(host.default_renoise_sigma(sd), core.VARIANCE_EXPLODING) == pytest.approx(0.0683,
+    s = renoise.default_renoise_sigma(wan)
+    assert (1 - s) / s == pytest.approx(1 / renoise.default_renoise_sigma(sd), rel=1e-4)
+    assert core.signal_fraction(renoise.default_renoise_sigma(sd), core.VARIANCE_EXPLODING) == pytest.approx(0.0683,
                                                                                                       abs=1e-3)
 
 

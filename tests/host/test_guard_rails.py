@@ -396,7 +396,7 @@ def test_largest_seed_runs_and_is_reproducible(rig):
 
 
 def test_pass_seeds_wrap_modulo_2_64_and_stay_seed_plus_index(comfy):
-    validation = harness.pack_module("nodes.validation")
+    validation = harness.pack_module("nodes.comfy_glue.validation")
     assert [validation.pass_seed(5, i) for i in range(3)] == [5, 6, 7]
     assert [validation.pass_seed(MAX_SEED, i) for i in range(3)] == [MAX_SEED, 0, 1]
     assert validation.pass_seed(None, 2) == 2

@@ -30,7 +30,7 @@ def _run_wrapped(wrapper, class_obj, calls, result, *args, **kwargs):
 
 def _pack_wrappers(model, wrapper_type):
     import comfy.patcher_extension as pe
-    return pe.get_wrappers_with_key(wrapper_type, _pack("nodes.host").PACK_KEY,
+    return pe.get_wrappers_with_key(wrapper_type, _pack("nodes.comfy_glue.wrappers").PACK_KEY,
                                     {"transformer_options": {"wrappers": model.wrappers}}, is_model_options=True)
 
 
@@ -64,7 +64,7 @@ def test_freeinit_wrapper_passes_unknown_keywords_to_every_pass(models):
 
 def test_progress_callback_passes_extra_arguments_on(comfy):
     seen = []
-    forward = _pack("nodes.freeinit_nodes")._offset_callback(lambda *a, **k: seen.append((a, k)), 10, 30)
+    forward = _pack("nodes.comfy_glue.progress").offset_callback(lambda *a, **k: seen.append((a, k)), 10, 30)
     forward(2, "x0", "x", 10, "extra", more=1)
     assert seen == [((12, "x0", "x", 30, "extra"), {"more": 1})]
 
@@ -85,9 +85,9 @@ def test_guide_attachment_passes_unknown_arguments_on(models):
 
 
 def test_sampler_entry_points_accept_unknown_keywords(comfy):
-    fade = _pack("nodes.fade_nodes")
-    for function in (fade.InversionSampler.sample, fade.sample_modulated_ddim,
-                     _pack("nodes.freeinit_nodes").FreeInitSampling.__call__):
+    for function in (_pack("nodes.fade.trajectory").InversionSampler.sample,
+                     _pack("nodes.fade.sampler").sample_modulated_ddim,
+                     _pack("nodes.freeinit.passes").FreeInitSampling.__call__):
         parameters = inspect.signature(function).parameters.values()
         assert any(p.kind == p.VAR_KEYWORD for p in parameters), function.__qualname__
 
@@ -95,7 +95,7 @@ def test_sampler_entry_points_accept_unknown_keywords(comfy):
 def test_process_conds_gets_latent_shapes_where_the_host_takes_them(models):
     import comfy.sampler_helpers
     import comfy.samplers
-    compat = _pack("nodes.compat")
+    compat = _pack("nodes.comfy_glue.compat")
     model = models("wan21")
     x = torch.zeros(tm.latent("wan21", 5, 16, 16)["samples"].shape)
     conds = {"positive": comfy.sampler_helpers.convert_cond(tm.conditioning("wan21", 1))}
@@ -108,7 +108,7 @@ def test_process_conds_gets_latent_shapes_where_the_host_takes_them(models):
 # ----------------------------------------------------------------------------------------------- gradient pass
 def test_training_switch_is_set_for_the_pass_and_restored_after_an_error(comfy):
     import comfy.model_management as mm
-    gp = _pack("nodes.gradient_pass")
+    gp = _pack("nodes.comfy_glue.gradient_pass")
     if not hasattr(mm, "in_training"):
         assert harness.version_tuple() < (0, 33, 0)
         with gp.differentiable_model_code(clone_saved=False):
@@ -159,7 +159,7 @@ def _kitchen():
                                   "adaln", "rms_adaln"])
 def test_kernels_differentiate_like_comfy_kitchens_eager_reference(comfy, name):
     rope, adaln = _kitchen()
-    gp = _pack("nodes.gradient_pass")
+    gp = _pack("nodes.comfy_glue.gradient_pass")
     state = gp.ensure_kernel_autograd()
     assert state[name] in ("native", "registered"), state
     op = getattr(torch.ops.comfy_kitchen, name)
@@ -199,7 +199,7 @@ def test_kernels_differentiate_like_comfy_kitchens_eager_reference(comfy, name):
 
 # ----------------------------------------------------------------------------------------------- weights
 def test_deinference_keeps_attributes_skips_meta_and_unused_blocks(comfy):
-    gp = _pack("nodes.gradient_pass")
+    gp = _pack("nodes.comfy_glue.gradient_pass")
     with torch.inference_mode():
         used, unused = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     used.weight._model_dtype = torch.bfloat16          # ComfyUI reads such attributes on weights
@@ -215,7 +215,7 @@ def test_deinference_keeps_attributes_skips_meta_and_unused_blocks(comfy):
 
 def test_guide_uses_a_non_dynamic_clone_of_a_dynamic_vram_model(models):
     import comfy.model_patcher
-    gp = _pack("nodes.gradient_pass")
+    gp = _pack("nodes.comfy_glue.gradient_pass")
     base = models("wan21")
     requested = []
 

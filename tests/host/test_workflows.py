@@ -6,6 +6,7 @@ from the prompt text); the Wan VAE becomes FADETEST_TinyVAE (ComfyUI's own WanVA
 ComfyUI's WanModel with tiny random weights loaded by the core UNETLoader. Sizes and steps are shrunk.
 """
 import json
+import os
 import pathlib
 import sys
 
@@ -91,7 +92,11 @@ def test_freeinit_workflow_runs_and_counts_every_pass_on_one_bar(comfy):
     assert progress and max(p["max"] for p in progress) == passes * 3
     assert max(p["value"] for p in progress) == passes * 3
     save = next(k for k, n in prompt.items() if n["class_type"] == "SaveVideo")
-    assert result[save]["images"] or result[save].get("videos") or result[save]
+    files = result[save].get("images") or []                    # SaveVideo's ui: PreviewVideo -> "images"
+    assert len(files) == 1 and files[0]["filename"].endswith((".mp4", ".webm")), result[save]
+    import folder_paths
+    saved = os.path.join(folder_paths.get_output_directory(), files[0].get("subfolder", ""), files[0]["filename"])
+    assert os.path.getsize(saved) > 0
 
 
 def test_fade_workflow_has_a_bypassed_inversion_check_and_a_side_by_side_output():

@@ -419,3 +419,51 @@ def tiny_vae(kind="wan21", seed=0):
 def model_root():
     """<base>/models (UNETLoader looks in its diffusion_models/)."""
     return Path(harness.configure().models_dir)
+
+
+# --------------------------------------------------------------------------- full-size layouts (benchmarks)
+def wan21_config(dim, heads, ffn, blocks, text_dim=4096, latent_channels=16):
+    """unet_config as ComfyUI's model detection derives it from a Wan 2.1 t2v checkpoint."""
+    return dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), in_dim=latent_channels, dim=dim,
+                ffn_dim=ffn, freq_dim=256, text_dim=text_dim, out_dim=latent_channels, num_heads=heads,
+                num_layers=blocks, window_size=(-1, -1), qk_norm=True, cross_attn_norm=True, eps=1e-6)
+
+
+def build_wan21_on_device(config, dtype_name="auto", seed=0):
+    """ModelPatcher around a random-weight WanModel, built directly on the load device (a 1.3B state dict made on
+    the CPU first would cost minutes); dtype as ComfyUI's loader would pick it unless given."""
+    import torch
+    import comfy.ldm.wan.model
+    import comfy.model_management as mm
+    import comfy.model_patcher
+    import comfy.ops
+    import comfy.supported_models
+    load_device = mm.get_torch_device()
+    meta = comfy.ldm.wan.model.WanModel(**config, device="meta", operations=comfy.ops.disable_weight_init)
+    params = sum(p.numel() for p in meta.parameters())
+    del meta
+    model_config = comfy.supported_models.WAN21_T2V(dict(config))
+    supported = list(model_config.supported_inference_dtypes)
+    dtype = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype_name]
+    if dtype is None:
+        dtype = mm.unet_dtype(model_params=params, supported_dtypes=supported)
+    model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, supported))
+    with torch.inference_mode():     # as UNETLoader runs inside the executor: weights are inference tensors
+        model = model_config.get_model({}, "", device=load_device)
+        random_init_(model.diffusion_model, load_device, seed)
+        patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device,
+                                                   offload_device=mm.unet_offload_device())
+    return patcher, params, dtype
+
+
+def random_init_(module, device, seed):
+    """_init_like's scheme, drawn in place on the device: unit-variance activations."""
+    import torch
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    for name, p in module.named_parameters():
+        noise = torch.randn(p.shape, generator=gen, device=device, dtype=torch.float32)
+        if p.ndim <= 1:
+            value = 1.0 + 0.02 * noise if name.endswith(("weight", "scale", "gamma")) else 0.02 * noise
+        else:
+            value = noise / math.sqrt(max(1, math.prod(p.shape[1:])))
+        p.copy_(value)

@@ -10,7 +10,8 @@ from typing import Optional, Tuple
 import torch
 
 from . import compat
-from .algo.spectral import detect_layout, grid_shape
+from ..algo.spectral import detect_layout, grid_shape
+from ..architectures import supported_families
 
 SEED_MODULUS = 1 << 64     # ComfyUI's seed widgets go up to 2^64 - 1, as does torch.Generator.manual_seed
 
@@ -124,7 +125,7 @@ def _freeinit_rank(samples, what: str):
     if not isinstance(samples, torch.Tensor) or samples.ndim not in (4, 5):
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise ValueError(f"the {what} has shape {shape}; FreeInit needs a video latent [B,C,T,H,W] "
-                         "(Wan, HunyuanVideo, LTXV, Mochi, Cosmos) or a batch of frames [T,C,H,W] (AnimateDiff)")
+                         f"({supported_families()}) or a batch of frames [T,C,H,W] (AnimateDiff)")
 
 
 def freeinit_video_latent(model, samples: torch.Tensor, what: str = "latent") -> Tuple[torch.Tensor, str, tuple]:
@@ -161,5 +162,5 @@ def fade_video_latent(samples: torch.Tensor, what: str = "latent"):
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise ValueError(f"FADE edits native video latents [B,C,T,H,W]; this {what} has shape {shape}"
                          " (a 4-D image or frame-batch latent). Encode the video with a video model's VAE "
-                         "(Wan, HunyuanVideo, LTXV, Mochi, Cosmos)")
+                         f"({supported_families()})")
     finite(samples, what)

@@ -1,0 +1,137 @@
+"""DDIM inversion of the source video: the trajectory FADE's guide follows, and the NOISE that starts the edit on
+its last latent."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+import torch
+from tqdm.auto import trange
+
+import comfy.model_management
+import comfy.samplers
+import comfy.utils
+import latent_preview
+
+from ..algo import ddim
+from ..comfy_glue import compat, sampling, validation
+
+
+def latent_fingerprint(samples: torch.Tensor) -> Tuple:
+    s = samples.detach().to(torch.float64)
+    return (tuple(samples.shape), round(float(s.sum()), 6), round(float(s.abs().sum()), 6))
+
+
+@dataclass(eq=False)
+class Trajectory:
+    """The DDIM-inverted source (the FADE_TRAJECTORY value). Read-only once made.
+
+    latents[j] is the source at ascending sigma j (latents[0] the clean source, latents[-1] the inverted start),
+    in MODEL space, on ComfyUI's intermediate device. `sigmas` is the descending schedule it was inverted with.
+    `uid` names this trajectory in the reference cache, whose entries for it are dropped when it is freed.
+    """
+
+    latents: List[torch.Tensor]
+    sigmas: torch.Tensor
+    parameterisation: str
+    source_fingerprint: Tuple
+    latent_format: str = ""     # the inverting model's latent format (validation.trajectory_matches_model)
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        return tuple(self.latents[0].shape)
+
+    def at_step(self, step: int, device, dtype) -> torch.Tensor:
+        """The source latent at sigmas[step] of the descending schedule."""
+        return self.latents[len(self.latents) - 1 - step].to(device, dtype)
+
+    def check_schedule(self, sigmas: torch.Tensor):
+        mine = self.sigmas
+        theirs = sigmas.detach().to("cpu", torch.float32)
+        if mine.shape != theirs.shape or not torch.allclose(mine, theirs, rtol=1e-5, atol=1e-6):
+            raise ValueError(f"the sampler's SIGMAS ({theirs.numel() - 1} steps, from {float(theirs[0]):.4g}) are not "
+                             f"the schedule DDIM Invert used ({mine.numel() - 1} steps, from {float(mine[0]):.4g}); "
+                             "connect the same SIGMAS to DDIM Invert and to SamplerCustomAdvanced")
+
+    def check_latent(self, shape):
+        if tuple(shape) != self.shape:
+            raise ValueError(f"the latent being sampled has shape {tuple(shape)} but the trajectory was inverted from "
+                             f"a latent of shape {self.shape}; connect the LATENT that went into DDIM Invert")
+
+
+class InversionSampler(comfy.samplers.Sampler):
+    """Deterministic DDIM inversion as a ComfyUI Sampler (not a KSAMPLER: its noise scaling would divide by
+    1 - sigma = 0 at the flow maximum). Receives an ascending schedule starting at 0."""
+
+    def __init__(self, refine: int, store_device):
+        self.refine = int(refine)
+        self.store_device = store_device
+        self.latents: List[torch.Tensor] = []
+
+    def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
+               disable_pbar=False, *args, **kwargs):   # *args / **kwargs: what newer hosts add, unused here
+        kind = sampling.parameterisation(model_wrap.inner_model.model_sampling)
+        x = latent_image
+        self.latents = [x.detach().to(self.store_device)]
+        calls_per_step = 1 + self.refine            # progress counts model calls, refinements included
+        total = (len(sigmas) - 1) * calls_per_step
+
+        def denoise(q, sigma):
+            return model_wrap(q, sigma, **extra_args)
+
+        for i in trange(len(sigmas) - 1, disable=disable_pbar):
+            x = ddim.inversion_step(x, float(sigmas[i]), float(sigmas[i + 1]), denoise, kind, self.refine,
+                                    sampling.throw_if_interrupted)
+            self.latents.append(x.detach().to(self.store_device))
+            if callback is not None:
+                callback((i + 1) * calls_per_step - 1, x, x, total)
+        return x
+
+
+class TrajectoryNoise:
+    """NOISE that makes SamplerCustomAdvanced start exactly at the inverted latent, with the same LATENT (or an
+    empty one) and the same SIGMAS."""
+
+    def __init__(self, trajectory: Trajectory, model):
+        self.seed = 0
+        self.trajectory = trajectory
+        self.model = model
+
+    def generate_noise(self, input_latent):
+        samples = compat.fix_empty_latent_channels(self.model, input_latent["samples"])
+        validation.finite(samples, "latent being sampled")
+        validation.latent_matches_model(self.model, samples, "latent being sampled")
+        self.trajectory.check_latent(samples.shape)
+        is_empty = torch.count_nonzero(samples) == 0
+        if not is_empty and latent_fingerprint(samples) != self.trajectory.source_fingerprint:
+            raise ValueError("DDIM Invert's noise belongs to a different latent than the one being sampled; connect "
+                             "the LATENT that went into DDIM Invert (or an empty latent) to SamplerCustomAdvanced")
+        model_sampling = self.model.get_model_object("model_sampling")
+        top = self.trajectory.latents[-1].to(torch.float32)
+        latent_in = sampling.latent_to_model_space(self.model, samples.to(torch.float32))
+        return sampling.noise_for_start(top, model_sampling, float(self.trajectory.sigmas[0]), latent_in)
+
+
+def invert(model, conditioning, samples: torch.Tensor, sigmas: torch.Tensor, cfg: float, refine: int,
+           negative=None) -> Tuple[TrajectoryNoise, Trajectory]:
+    """Invert `samples` (a validated, non-empty VAE-space video latent) up `sigmas` (descending, ending at 0)
+    through ComfyUI's CFGGuider, with a preview and progress bar that count every model call."""
+    guider = comfy.samplers.CFGGuider(model)
+    conds = {"positive": conditioning}
+    if negative is not None:
+        conds["negative"] = negative
+    guider.inner_set_conds(conds)
+    guider.set_cfg(cfg)
+    sampler = InversionSampler(refine, comfy.model_management.intermediate_device())
+    total_calls = (sigmas.numel() - 1) * (1 + int(refine))
+    callback = latent_preview.prepare_callback(model, total_calls)
+    disable_pbar = not comfy.utils.PROGRESS_BAR_ENABLED
+    guider.sample(torch.zeros_like(samples), samples, sampler, ddim.ascending(sigmas), callback=callback,
+                  disable_pbar=disable_pbar, seed=0)
+    trajectory = Trajectory(latents=sampler.latents, sigmas=sigmas.detach().to("cpu", torch.float32).clone(),
+                            parameterisation=sampling.parameterisation(model.get_model_object("model_sampling")),
+                            source_fingerprint=latent_fingerprint(samples),
+                            latent_format=validation.latent_format_name(model))
+    return TrajectoryNoise(trajectory, model), trajectory
