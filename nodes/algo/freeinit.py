@@ -93,3 +93,36 @@ def resample_schedule(sigmas: torch.Tensor, steps: int) -> torch.Tensor:
     out = s[lower] * (1.0 - frac) + s[lower + 1] * frac
     out[-1] = s[-1]
     return out.to(sigmas.device, sigmas.dtype)
+
+
+def start_schedule(sigmas: torch.Tensor, sigma_start: float) -> torch.Tensor:
+    """The same number of steps as the descending `sigmas`, from `sigma_start` down along the same curve.
+
+    A later FreeInit pass starts from a latent re-noised to sigma_start, so its sampler must start there too: a
+    flow model started at sigma 1 reads the 6.4 % of the previous result that survives re-noising at 0.936 as
+    extra signal it never sees at sigma 1, and the passes drift (objects grow, backgrounds leave the training
+    range). The schedule is read as a piecewise-linear function of the step position (as resample_schedule) and
+    sampled at evenly spaced positions from where it crosses sigma_start; at or above the first sigma it is
+    returned unchanged.
+    """
+    s = sigmas.detach().to("cpu", torch.float64)
+    n = s.numel() - 1
+    if n < 1 or sigma_start >= float(s[0]) * (1.0 - 1e-6):    # (EPS: the t = 999 sigma is the schedule's top)
+        return sigmas
+    # first segment [i, i + 1] with s[i] >= sigma_start > s[i + 1]
+    below = torch.nonzero(s < sigma_start).flatten()
+    i = int(below[0]) - 1
+    start = i + (float(s[i]) - sigma_start) / (float(s[i]) - float(s[i + 1]))
+    position = torch.linspace(start, float(n), n + 1, dtype=torch.float64)
+    lower = position.floor().clamp(max=n - 1).long()
+    frac = position - lower.to(torch.float64)
+    out = s[lower] * (1.0 - frac) + s[lower + 1] * frac
+    out[0], out[-1] = sigma_start, s[-1]
+    return out.to(sigmas.device, sigmas.dtype)
+
+
+def latent_from_noise_units(mixed: torch.Tensor, sigma: float, parameterisation: str) -> torch.Tensor:
+    """The model-space latent at `sigma` that a re-initialisation in noise units (see module doc) stands for."""
+    if parameterisation == FLOW:
+        return mixed
+    return mixed * math.sqrt(1.0 + sigma * sigma)
