@@ -15,6 +15,7 @@ export const EXTENSION_NAME = "fade-freeinit.Previews";
 const LPF_NODE = "FADE_GaussianLPF3D";
 const GUIDE_NODE = "FADE_SketchSpectrumGuide";
 const SAMPLER_NODE = "FADE_ModulatedDDIMSampler";
+const INVERT_NODE = "FADE_DDIMInvert";
 const RENOISE_NODES = ["FADE_FreeInit", "FADE_FreeInitNoiseReinit"];
 const LPF_WIDGETS = ["filter_type", "spatial_cutoff", "temporal_cutoff", "butterworth_order"];
 
@@ -27,6 +28,7 @@ const WIDGET_RULES = {
     ratio_max: (node) => widgetValue(node, "normalisation") === "cfg-relative",
   },
   [SAMPLER_NODE]: { blend_fraction: (node) => isInputLinked(node, "mask") },
+  [INVERT_NODE]: { boundary: (node) => isInputLinked(node, "low_noise_model") },
 };
 
 const PREVIEW_HEIGHT = 168;

@@ -16,6 +16,7 @@ from .comfy_glue import compat, sampling, validation
 from .comfy_glue.capture import SketchCapture
 from .fade.guide import MEMORY_FAST, MEMORY_OFFLOAD, attach, make_settings
 from .fade.sampler import ModulatedKSampler, sample_modulated_ddim
+from .experts.pair import validate_pair
 from .fade.trajectory import Trajectory, invert
 from .types import CATEGORY_EDITING, Filter, Trajectory as TrajectoryType
 
@@ -50,6 +51,14 @@ class DDIMInvert(io.ComfyNode):
                                      "one extra model call per iteration."),
                 io.Conditioning.Input("negative", optional=True,
                                       tooltip="Negative prompt for inversion guidance, needed only when cfg != 1."),
+                io.Model.Input("low_noise_model", optional=True,
+                               tooltip="Wan 2.2 A14B: the low-noise expert (then 'model' is the high-noise expert). "
+                                       "Each step is inverted by the expert that samples it in the Wan Expert Pair "
+                                       "Guider; leave unconnected for one-model video models."),
+                io.Float.Input("boundary", default=0.875, min=0.0, max=1.0, step=0.001, optional=True,
+                               tooltip="With low_noise_model: the sigma where the experts switch, the same value as "
+                                       "on the Wan Expert Pair Guider (Wan 2.2: 0.875 text-to-video, 0.900 "
+                                       "image-to-video). Ignored without low_noise_model."),
             ],
             outputs=[
                 io.Noise.Output(display_name="noise",
@@ -61,7 +70,8 @@ class DDIMInvert(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, conditioning, latent, sigmas, cfg: float, refine: int, negative=None) -> io.NodeOutput:
+    def execute(cls, model, conditioning, latent, sigmas, cfg: float, refine: int, negative=None,
+                low_noise_model=None, boundary: float = 0.875) -> io.NodeOutput:
         validation.fade_video_latent(latent["samples"])   # before fix_empty_latent_channels makes 4-D 5-D
         samples = compat.fix_empty_latent_channels(model, latent["samples"])
         validation.latent_matches_model(model, samples)
@@ -72,7 +82,10 @@ class DDIMInvert(io.ComfyNode):
         if abs(cfg - 1.0) > 1e-6 and negative is None:
             raise ValueError(f"cfg is {cfg}; guidance needs a negative prompt: connect 'negative' or set cfg to 1")
         sampling.parameterisation(model.get_model_object("model_sampling"))   # a supported sampling type
-        noise, trajectory = invert(model, conditioning, samples, sigmas, cfg, refine, negative)
+        if low_noise_model is not None:
+            validate_pair(model, low_noise_model)
+        noise, trajectory = invert(model, conditioning, samples, sigmas, cfg, refine, negative, low_noise_model,
+                                   boundary)
         return io.NodeOutput(noise, trajectory)
 
 

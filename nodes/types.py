@@ -13,3 +13,4 @@ Trajectory = io.Custom("FADE_TRAJECTORY")
 CATEGORY_FILTERS = "FADE/filters"
 CATEGORY_FREEINIT = "FADE/FreeInit"
 CATEGORY_EDITING = "FADE/editing"
+CATEGORY_SAMPLING = "FADE/sampling"

@@ -102,7 +102,19 @@ def full_schedule_for_freeinit(sigmas: torch.Tensor):
     if last != 0.0:
         raise ValueError(f"FreeInit needs a schedule that ends at sigma 0, this one stops at {last:.4g} (a partial "
                          "schedule: KSamplerAdvanced returning leftover noise, or SplitSigmas' high part); sample "
-                         "the whole schedule in one sampler with the FreeInit MODEL")
+                         "the whole schedule in one sampler with the FreeInit MODEL. For Wan 2.2 A14B's two experts "
+                         "use the Wan Expert Pair Guider in SamplerCustomAdvanced: FreeInit on either expert then "
+                         "runs every pass over both")
+
+
+def noise_for_freeinit(noise: torch.Tensor):
+    """FreeInit re-noises with the first pass's noise; zero noise (KSamplerAdvanced with add_noise off: the second
+    sampler of a two-expert graph, continuing a latent) would re-noise with nothing."""
+    if isinstance(noise, torch.Tensor) and torch.count_nonzero(noise) == 0:
+        raise ValueError("FreeInit got zero noise (KSamplerAdvanced with add_noise disabled, e.g. the low-noise "
+                         "expert's sampler of a two-sampler Wan 2.2 graph): it re-noises with the first pass's noise, "
+                         "so it needs the whole schedule from fresh noise. For Wan 2.2 A14B use the Wan Expert Pair "
+                         "Guider in SamplerCustomAdvanced, with FreeInit on either expert")
 
 
 # ----------------------------------------------------------------------------------------------- seeds

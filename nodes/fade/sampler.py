@@ -25,6 +25,7 @@ from ..algo import ddim, sketch
 from ..architectures import find_architecture
 from ..comfy_glue import compat, gradient_pass, sampling, validation, wrappers
 from ..comfy_glue.capture import SketchCapture
+from ..experts.pair import schedule_segment
 
 log = logging.getLogger("FADE")
 
@@ -77,9 +78,11 @@ class GuideRun:
         self.patcher = guider.model_patcher
         self.base_model = guider.inner_model
         self.model_options = extra_args.get("model_options", {})
+        self.offset, self.total_steps = schedule_position(self.model_options, sigmas)
         trajectory = settings.trajectory
         validation.finite(x, "latent being sampled")
-        trajectory.check_schedule(sigmas)
+        segment = schedule_segment(self.model_options)
+        trajectory.check_schedule(sigmas, segment.offset if segment is not None else None)
         trajectory.check_latent(x.shape)
         diffusion_model = self.base_model.diffusion_model
         self.arch = find_architecture(diffusion_model)
@@ -89,7 +92,7 @@ class GuideRun:
         with torch.inference_mode(False):   # autograd saves the band's tensors; they must not be inference tensors
             band = sketch.band_selection(settings.lpf, self.grid, settings.spectrum, x.device)
             self.band = sketch.BandSelection(band.index.clone(), band.gain.clone(), band.weight.clone(), band.numel)
-        self.guided_steps = sketch.guided_step_count(len(sigmas) - 1, settings.guided_fraction)
+        self.guided_steps = sketch.guided_step_count(self.total_steps, settings.guided_fraction)
         self.source_cond = self._process_source_conditioning(x, extra_args)
         # Only the modules the gradient pass runs: blocks >= K keep their (possibly memory-mapped) weights.
         unused_blocks = self.arch.block_list(diffusion_model)[settings.sketch_blocks:]
@@ -103,6 +106,7 @@ class GuideRun:
         return conds["positive"]
 
     def is_guided(self, step: int) -> bool:
+        """step: of the whole schedule (offset + the sampling call's own step)."""
         return self.settings.strength > 0.0 and step < self.guided_steps
 
     def features(self, latent, sigma, for_gradient):
@@ -174,6 +178,15 @@ class GuideRun:
             observer(r)
 
 
+def schedule_position(model_options: Optional[dict], sigmas: torch.Tensor):
+    """(first step, step count) of the whole schedule this sampling call is part of: from the expert-pair guider's
+    ScheduleSegment, else the call's own schedule."""
+    segment = schedule_segment(model_options)
+    if segment is None:
+        return 0, len(sigmas) - 1
+    return segment.offset, segment.steps
+
+
 def _with_cfg_capture(extra_args: dict, captured: dict) -> dict:
     """extra_args whose model call also records the CFG term in x0 units. ComfyUI's CFG is
     uncond + (cond - uncond) * scale in x0, so the velocity (x - D) / sigma gains (uncond - cond) * scale / sigma:
@@ -197,6 +210,8 @@ def sample_modulated_ddim(model, x, sigmas, extra_args=None, callback=None, disa
     extra_args = {} if extra_args is None else extra_args
     settings = find_guide(extra_args.get("model_options"))
     run = GuideRun(settings, model, x, sigmas, extra_args) if settings is not None else None
+    offset, total_steps = schedule_position(extra_args.get("model_options"), sigmas)
+    pinned = extra_args.get("denoise_mask")   # 0 where the latent is pinned (image-to-video start frames)
     keep = None
     blend_steps = 0
     if mask is not None:
@@ -205,12 +220,15 @@ def sample_modulated_ddim(model, x, sigmas, extra_args=None, callback=None, disa
                              "from the Sketch-Block Spectrum Guide, or disconnect the mask")
         grid = tuple(x.shape[-3:])
         keep = sketch.mask_to_latent_grid(mask.to(x.device), grid).to(x.dtype)[None, None]
-        blend_steps = int(round((len(sigmas) - 1) * blend_fraction))
+        blend_steps = int(round(total_steps * blend_fraction))
     s_in = x.new_ones([x.shape[0]])
     for i in trange(len(sigmas) - 1, disable=disable):
         sampling.throw_if_interrupted()
         sigma = sigmas[i]
-        grad = run.gradient(i, x, sigma * s_in) if run is not None and run.is_guided(i) else None
+        step = offset + i
+        grad = run.gradient(step, x, sigma * s_in) if run is not None and run.is_guided(step) else None
+        if grad is not None and pinned is not None:
+            grad = grad * pinned.to(grad.dtype)   # pinned frames stay exactly what the sampler pins them to
         if grad is not None:
             captured: dict = {}
             call_args = (_with_cfg_capture(extra_args, captured)
@@ -221,8 +239,8 @@ def sample_modulated_ddim(model, x, sigmas, extra_args=None, callback=None, disa
         if callback is not None:
             callback({'x': x, 'i': i, 'sigma': sigmas[i], 'sigma_hat': sigma, 'denoised': denoised})
         x = ddim.euler_step(x, denoised, sigma, sigmas[i + 1])
-        if keep is not None and i < blend_steps:
-            source = settings.trajectory.at_step(i + 1, x.device, x.dtype)
+        if keep is not None and step < blend_steps:
+            source = settings.trajectory.at_step(step + 1, x.device, x.dtype)
             x = sketch.blend_toward_source(x, source, keep)
     if run is not None:
         run.finish()

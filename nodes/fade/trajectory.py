@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from tqdm.auto import trange
@@ -14,8 +14,8 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from ..algo import ddim
-from ..comfy_glue import compat, sampling, validation
+from ..algo import ddim, experts
+from ..comfy_glue import compat, progress, sampling, validation
 
 
 def latent_fingerprint(samples: torch.Tensor) -> Tuple:
@@ -38,6 +38,7 @@ class Trajectory:
     source_fingerprint: Tuple
     latent_format: str = ""     # the inverting model's latent format (validation.trajectory_matches_model)
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    boundary: Optional[float] = None   # set when inverted with an expert pair split at this sigma
 
     @property
     def shape(self) -> Tuple[int, ...]:
@@ -47,10 +48,18 @@ class Trajectory:
         """The source latent at sigmas[step] of the descending schedule."""
         return self.latents[len(self.latents) - 1 - step].to(device, dtype)
 
-    def check_schedule(self, sigmas: torch.Tensor):
-        mine = self.sigmas
+    def check_schedule(self, sigmas: torch.Tensor, offset: Optional[int] = None):
+        """The sampler's SIGMAS must be the inverted schedule, or, where the expert-pair guider says the call is
+        one expert's part of it (offset), that part."""
         theirs = sigmas.detach().to("cpu", torch.float32)
+        mine = self.sigmas if offset is None else self.sigmas[offset:offset + theirs.numel()]
         if mine.shape != theirs.shape or not torch.allclose(mine, theirs, rtol=1e-5, atol=1e-6):
+            start = _find_part(self.sigmas, theirs)
+            if start is not None:
+                raise ValueError(f"the sampler's SIGMAS are steps {start}..{start + theirs.numel() - 1} of the "
+                                 f"{self.sigmas.numel() - 1}-step schedule DDIM Invert used: a guided edit samples "
+                                 "the whole schedule in one SamplerCustomAdvanced. For Wan 2.2 A14B's two experts "
+                                 "use the Wan Expert Pair Guider, which gives each expert its part")
             raise ValueError(f"the sampler's SIGMAS ({theirs.numel() - 1} steps, from {float(theirs[0]):.4g}) are not "
                              f"the schedule DDIM Invert used ({mine.numel() - 1} steps, from {float(mine[0]):.4g}); "
                              "connect the same SIGMAS to DDIM Invert and to SamplerCustomAdvanced")
@@ -65,16 +74,21 @@ class InversionSampler(comfy.samplers.Sampler):
     """Deterministic DDIM inversion as a ComfyUI Sampler (not a KSAMPLER: its noise scaling would divide by
     1 - sigma = 0 at the flow maximum). Receives an ascending schedule starting at 0."""
 
-    def __init__(self, refine: int, store_device):
+    def __init__(self, refine: int, store_device, continue_from: Optional[List[torch.Tensor]] = None):
         self.refine = int(refine)
         self.store_device = store_device
+        self.continue_from = continue_from   # the trajectory so far (the previous expert's part), or None
         self.latents: List[torch.Tensor] = []
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
                disable_pbar=False, *args, **kwargs):   # *args / **kwargs: what newer hosts add, unused here
         kind = sampling.parameterisation(model_wrap.inner_model.model_sampling)
-        x = latent_image
-        self.latents = [x.detach().to(self.store_device)]
+        if self.continue_from:
+            x = self.continue_from[-1].to(latent_image.device, latent_image.dtype)
+            self.latents = list(self.continue_from)
+        else:
+            x = latent_image
+            self.latents = [x.detach().to(self.store_device)]
         calls_per_step = 1 + self.refine            # progress counts model calls, refinements included
         total = (len(sigmas) - 1) * calls_per_step
 
@@ -114,24 +128,55 @@ class TrajectoryNoise:
         return sampling.noise_for_start(top, model_sampling, float(self.trajectory.sigmas[0]), latent_in)
 
 
+def _find_part(whole: torch.Tensor, part: torch.Tensor) -> Optional[int]:
+    """The step at which `part` (2+ sigmas) runs inside the schedule `whole`, or None."""
+    n = part.numel()
+    for start in range(0, whole.numel() - n + 1):
+        if n >= 2 and n < whole.numel() and torch.allclose(whole[start:start + n], part, rtol=1e-5, atol=1e-6):
+            return start
+    return None
+
+
+def inversion_parts(model, ascending: torch.Tensor, low_noise_model=None, boundary: Optional[float] = None):
+    """[(MODEL, ascending part)]: one model inverts everything; an expert pair inverts with the low-noise expert the
+    steps whose model calls are at sigma < boundary (algo.experts: a step sigma -> sigma' calls at sigma', the start
+    of the sampling step it undoes), then with the high-noise expert the rest."""
+    if low_noise_model is None:
+        return [(model, ascending)]
+    targets = ascending[1:].detach().to("cpu", torch.float64)
+    low_steps = int((targets < float(boundary)).sum())
+    parts = [(low_noise_model, ascending[:low_steps + 1]), (model, ascending[low_steps:])]
+    return [(m, part) for m, part in parts if part.shape[-1] >= 2]
+
+
 def invert(model, conditioning, samples: torch.Tensor, sigmas: torch.Tensor, cfg: float, refine: int,
-           negative=None) -> Tuple[TrajectoryNoise, Trajectory]:
+           negative=None, low_noise_model=None, boundary: Optional[float] = None) -> Tuple[TrajectoryNoise, Trajectory]:
     """Invert `samples` (a validated, non-empty VAE-space video latent) up `sigmas` (descending, ending at 0)
-    through ComfyUI's CFGGuider, with a preview and progress bar that count every model call."""
-    guider = comfy.samplers.CFGGuider(model)
+    through ComfyUI's CFGGuider, with a preview and progress bar that count every model call. With
+    `low_noise_model` (`model` then being the high-noise expert) each step is inverted by the expert that samples
+    it in the Wan Expert Pair Guider at the same `boundary`, one expert loaded at a time."""
     conds = {"positive": conditioning}
     if negative is not None:
         conds["negative"] = negative
-    guider.inner_set_conds(conds)
-    guider.set_cfg(cfg)
-    sampler = InversionSampler(refine, comfy.model_management.intermediate_device())
-    total_calls = (sigmas.numel() - 1) * (1 + int(refine))
+    store = comfy.model_management.intermediate_device()
+    calls_per_step = 1 + int(refine)
+    total_calls = (sigmas.numel() - 1) * calls_per_step
     callback = latent_preview.prepare_callback(model, total_calls)
     disable_pbar = not comfy.utils.PROGRESS_BAR_ENABLED
-    guider.sample(torch.zeros_like(samples), samples, sampler, ddim.ascending(sigmas), callback=callback,
-                  disable_pbar=disable_pbar, seed=0)
-    trajectory = Trajectory(latents=sampler.latents, sigmas=sigmas.detach().to("cpu", torch.float32).clone(),
+    latents, done = None, 0
+    for patcher, part in inversion_parts(model, ddim.ascending(sigmas), low_noise_model, boundary):
+        guider = comfy.samplers.CFGGuider(patcher)
+        guider.inner_set_conds(conds)
+        guider.set_cfg(cfg)
+        sampler = InversionSampler(refine, store, continue_from=latents)
+        guider.sample(torch.zeros_like(samples), samples, sampler, part,
+                      callback=progress.offset_callback(callback, done, total_calls), disable_pbar=disable_pbar,
+                      seed=0)
+        latents = sampler.latents
+        done += (part.shape[-1] - 1) * calls_per_step
+    trajectory = Trajectory(latents=latents, sigmas=sigmas.detach().to("cpu", torch.float32).clone(),
                             parameterisation=sampling.parameterisation(model.get_model_object("model_sampling")),
                             source_fingerprint=latent_fingerprint(samples),
-                            latent_format=validation.latent_format_name(model))
+                            latent_format=validation.latent_format_name(model),
+                            boundary=float(boundary) if low_noise_model is not None else None)
     return TrajectoryNoise(trajectory, model), trajectory

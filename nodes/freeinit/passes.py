@@ -11,6 +11,7 @@ from typing import Callable, List
 import torch
 
 import comfy.model_management
+import comfy.sampler_helpers
 
 from . import renoise
 from ..algo import freeinit as core
@@ -61,12 +62,13 @@ def run_passes(settings: FreeInitSettings, patcher, noise: torch.Tensor, latent_
     validation.freeinit_grid(latent_image, "latent being sampled")
     validation.schedule_matches_model(patcher, sigmas)
     validation.full_schedule_for_freeinit(sigmas)
+    validation.noise_for_freeinit(noise)
     step_counts = pass_step_counts(settings, len(sigmas) - 1)
     total = sum(step_counts)
     log.info("FreeInit: %d passes, %s, re-noise sigma %.4f (%s), steps per pass %s", settings.passes,
              settings.lpf.describe(), sigma_renoise, kind, step_counts)
 
-    result = None
+    result = first_result = None
     done = 0
     for index in range(settings.passes):
         sampling.throw_if_interrupted()
@@ -81,9 +83,21 @@ def run_passes(settings: FreeInitSettings, patcher, noise: torch.Tensor, latent_
                 latent_image, float(pass_sigmas[0])).to(noise.dtype)
             comfy.model_management.soft_empty_cache()
         result = sample_pass(pass_noise, pass_sigmas, progress.offset_callback(callback, done, total))
+        first_result = result if index == 0 else first_result
         done += step_counts[index]
     progress.send_node_text(f"FreeInit: {settings.passes} passes done")
-    return result
+    return keep_pinned_frames(result, first_result, denoise_mask)
+
+
+def keep_pinned_frames(result: torch.Tensor, first_result: torch.Tensor, denoise_mask) -> torch.Tensor:
+    """Where the noise mask pins the latent completely (0: an image-to-video start frame, Wan 2.2 TI2V 5B), the
+    result keeps the first pass's values: the sampler pins the model's input there, so every pass lands on the
+    conditioning image up to rounding, and the first pass's rounding is the stock sampler's (a later pass's need
+    not be). Partly masked elements (0 < mask < 1) are the last pass's, as any other."""
+    if denoise_mask is None or first_result is None or first_result is result:
+        return result
+    mask = comfy.sampler_helpers.prepare_mask(denoise_mask, result.shape, result.device)
+    return torch.where(mask == 0, first_result.to(result.device, result.dtype), result)
 
 
 class FreeInitSampling:

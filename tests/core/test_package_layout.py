@@ -4,7 +4,7 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NODE_IDS = {"FADE_GaussianLPF3D", "FADE_FreeInit", "FADE_FreeInitNoiseReinit", "FADE_DDIMInvert",
-            "FADE_SketchSpectrumGuide", "FADE_ModulatedDDIMSampler"}
+            "FADE_SketchSpectrumGuide", "FADE_ModulatedDDIMSampler", "FADE_ExpertPairGuider"}
 
 
 def test_node_ids_are_literals_in_the_source():
@@ -37,7 +37,7 @@ def test_root_package_exports_only_the_entrypoint_and_web_directory():
 
 # The layers (README "Layout"): node files only declare; runtime lives in packages; algo imports no ComfyUI.
 NODE_FILES = sorted((ROOT / "nodes").glob("*_nodes.py"))
-RUNTIME_PACKAGES = ("fade", "freeinit", "comfy_glue")
+RUNTIME_PACKAGES = ("fade", "freeinit", "comfy_glue", "experts")
 
 
 def _top_level_names(path):

@@ -8,7 +8,7 @@ import harness
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NODE_IDS = ["FADE_GaussianLPF3D", "FADE_FreeInit", "FADE_FreeInitNoiseReinit", "FADE_DDIMInvert",
-            "FADE_SketchSpectrumGuide", "FADE_ModulatedDDIMSampler"]
+            "FADE_SketchSpectrumGuide", "FADE_ModulatedDDIMSampler", "FADE_ExpertPairGuider"]
 
 
 def test_the_pack_registers_exactly_its_nodes_through_the_v3_entrypoint(comfy):

@@ -369,7 +369,7 @@ def expert_pair(name="wan21", seeds=(0, 1)):
 
 # Image-to-video conditioning as ComfyUI's nodes build it (issue 12).
 I2V_CONCAT = ("wan21_i2v", "wan22_i2v", "hunyuan_video_i2v")   # image in the conditioning (concat channels)
-I2V_PINNED = ("wan22_5b",)                                       # image in the sampled latent (noise_mask)
+I2V_PINNED = ("wan22_5b", "hunyuan_video")     # image in the sampled latent (noise_mask; Hunyuan "v2 (replace)")
 
 
 def i2v_conditioning(name, conditioning_in, shape, seed=0, image_frames=1):
@@ -394,8 +394,9 @@ def i2v_conditioning(name, conditioning_in, shape, seed=0, image_frames=1):
 
 
 def ti2v_latent(name, shape, seed=0, image_frames=1):
-    """Wan22ImageToVideoLatent: the start image's latent in the first latent frame(s) of an otherwise empty latent,
-    noise_mask 0 there (the sampler pins those frames to the image)."""
+    """Wan22ImageToVideoLatent (HunyuanImageToVideo 'v2 (replace)' likewise, plus guiding_frame_index on the
+    conditioning): the start image's latent in the first latent frame(s) of an otherwise empty latent, noise_mask 0
+    there (the sampler pins those frames to the image)."""
     harness.configure()
     import torch
     if name not in I2V_PINNED:
