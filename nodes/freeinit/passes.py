@@ -37,9 +37,11 @@ def pass_step_counts(settings: FreeInitSettings, steps: int) -> List[int]:
             for i in range(settings.passes)]
 
 
-def pass_schedule(settings: FreeInitSettings, sigmas: torch.Tensor, steps: int) -> torch.Tensor:
-    """The schedule one pass samples with."""
-    return core.resample_schedule(sigmas, steps) if settings.coarse_to_fine else sigmas
+def pass_schedule(settings: FreeInitSettings, sigmas: torch.Tensor, steps: int, start_sigma=None) -> torch.Tensor:
+    """The schedule one pass samples with. A later pass (start_sigma: the re-noise level) starts where its latent
+    was re-noised to, with the same step count (algo.freeinit.start_schedule)."""
+    pass_sigmas = core.resample_schedule(sigmas, steps) if settings.coarse_to_fine else sigmas
+    return pass_sigmas if start_sigma is None else core.start_schedule(pass_sigmas, start_sigma)
 
 
 def run_passes(settings: FreeInitSettings, patcher, noise: torch.Tensor, latent_image: torch.Tensor,
@@ -73,7 +75,7 @@ def run_passes(settings: FreeInitSettings, patcher, noise: torch.Tensor, latent_
     for index in range(settings.passes):
         sampling.throw_if_interrupted()
         progress.send_node_text(f"FreeInit pass {index + 1}/{settings.passes}")
-        pass_sigmas = pass_schedule(settings, sigmas, step_counts[index])
+        pass_sigmas = pass_schedule(settings, sigmas, step_counts[index], sigma_renoise if index else None)
         if index == 0:
             pass_noise = noise
         else:

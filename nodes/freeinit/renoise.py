@@ -56,13 +56,17 @@ def reinitialised_noise(patcher, previous: torch.Tensor, first_noise: torch.Tens
 
 
 def _noise_for_mixed(mixed, patcher, latent_image, model_sampling, first_sigma):
-    """Noise units -> the NOISE a sampler turns into that start. With an empty latent (text-to-video) and a flow
-    model the two agree; a non-empty latent at a VE start would be added on top, so take it out."""
+    """Noise units -> the NOISE that makes a sampler start at the latent they stand for at first_sigma (the
+    re-noise level when the pass starts there; at the schedule's maximum this is the old noise-unit scaling). The
+    sampler's own scaling is inverted, so a start below the maximum (flow: x = s * noise) and a non-empty latent
+    (added on top at a VE start) both come out right."""
+    kind = sampling.parameterisation(model_sampling)
+    target = core.latent_from_noise_units(mixed, first_sigma, kind)
     if latent_image is None or torch.count_nonzero(latent_image) == 0:
-        return mixed
-    latent_in = sampling.latent_to_model_space(patcher, latent_image.to(mixed.device, torch.float32))
-    unit = sampling.noise_unit(model_sampling, first_sigma, mixed)
-    return sampling.noise_for_start(mixed * unit, model_sampling, first_sigma, latent_in.to(mixed.device))
+        latent_in = torch.zeros_like(mixed)
+    else:
+        latent_in = sampling.latent_to_model_space(patcher, latent_image.to(mixed.device, torch.float32))
+    return sampling.noise_for_start(target, model_sampling, first_sigma, latent_in.to(mixed.device))
 
 
 class ReinitialisedNoise:

@@ -139,13 +139,25 @@ def test_low_band_of_each_start_is_the_renoised_previous_result(models, name):
     first = recorder.noises[0]
     assert 0.0 < lpf.kept_fraction(*spectral.grid_shape(first)) < 1.0
     for i in (1, 2):
-        start, previous = recorder.noises[i], recorder.results[i - 1]
+        start, previous = start_in_noise_units(ms, recorder, i), recorder.results[i - 1]
+        assert float(recorder.sigmas[i][0]) == pytest.approx(min(sigma, float(recorder.sigmas[0][0])), rel=1e-5)
         renoised = core.renoise(previous.double(), first.double(), sigma, kind)
         low_start = spectral.lowpass(start.double(), lpf)
         low_want = spectral.lowpass(renoised, lpf)
         assert (low_start - low_want).abs().max().item() < 1e-5
         # and the high band is not the previous result's: fresh noise was drawn
         assert (start.double() - low_start - (renoised - low_want)).abs().max().item() > 0.1
+
+
+def start_in_noise_units(model_sampling, recorder, i):
+    """Pass i's starting latent (what the sampler makes of its NOISE at its first sigma) in noise units: later
+    passes start at the re-noise sigma, so the NOISE itself is scaled for that start."""
+    core = harness.pack_module("nodes.algo.freeinit")
+    sampling = harness.pack_module("nodes.comfy_glue.sampling")
+    noise, first_sigma = recorder.noises[i].double(), float(recorder.sigmas[i][0])
+    start = noise * sampling.noise_unit(model_sampling, first_sigma, noise).double()
+    kind = sampling.parameterisation(model_sampling)
+    return start / core.latent_from_noise_units(torch.ones(1, dtype=torch.float64), first_sigma, kind)
 
 
 def test_two_fresh_seeds_differ_only_in_the_high_band(models):
@@ -164,7 +176,9 @@ def test_two_fresh_seeds_differ_only_in_the_high_band(models):
 
 
 def test_reinit_node_matches_the_freeinit_model_patch(models):
-    """Chaining passes by hand with FreeInit Noise Reinit gives the FreeInit node's second start exactly."""
+    """Chaining passes by hand with FreeInit Noise Reinit gives the FreeInit node's second re-initialisation
+    exactly (in noise units: the node's NOISE is for a full schedule, the FreeInit pass starts at the re-noise
+    sigma)."""
     model = models("wan21")
     lpf = lpf_node("gaussian", 0.3, 0.3)[0]
     patched, recorder = recorded(freeinit(model, passes=2, lpf=lpf))
@@ -175,7 +189,9 @@ def test_reinit_node_matches_the_freeinit_model_patch(models):
     first_pass = tm.latent_format("wan21").process_out(recorder.results[0])
     noise = harness.call_node("FADE_FreeInitNoiseReinit", model=model, latent={"samples": first_pass}, filter=lpf,
                               noise_seed=seed, fresh_seed=seed + 1, renoise_sigma=0.0)[0]
-    torch.testing.assert_close(noise.generate_noise(latent), recorder.noises[1], atol=1e-5, rtol=0)
+    ms = model.get_model_object("model_sampling")
+    torch.testing.assert_close(noise.generate_noise(latent).double(), start_in_noise_units(ms, recorder, 1),
+                               atol=1e-5, rtol=0)
 
 
 def test_renoise_default_keeps_the_papers_signal_fraction(models):
