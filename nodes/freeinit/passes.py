@@ -94,8 +94,8 @@ def run_passes(settings: FreeInitSettings, patcher, noise: torch.Tensor, latent_
 def keep_pinned_frames(result: torch.Tensor, first_result: torch.Tensor, denoise_mask) -> torch.Tensor:
     """Where the noise mask pins the latent completely (0: an image-to-video start frame, Wan 2.2 TI2V 5B), the
     result keeps the first pass's values: the sampler pins the model's input there, so every pass lands on the
-    conditioning image up to rounding, and the first pass's rounding is the stock sampler's (a later pass's need
-    not be). Partly masked elements (0 < mask < 1) are the last pass's, as any other."""
+    conditioning image up to rounding, and the first pass's rounding is the stock sampler's (later passes start at
+    the re-noise sigma). Partly masked elements (0 < mask < 1) are the last pass's, as any other."""
     if denoise_mask is None or first_result is None or first_result is result:
         return result
     mask = comfy.sampler_helpers.prepare_mask(denoise_mask, result.shape, result.device)

@@ -99,8 +99,13 @@ def test_freeinit_workflow_runs_and_counts_every_pass_on_one_bar(comfy):
     assert os.path.getsize(saved) > 0
 
 
-def test_fade_workflow_has_a_bypassed_inversion_check_and_a_side_by_side_output():
-    workflow = json.loads(FADE_PATH.read_text())
+A14B_FREEINIT_PATH = ROOT / "workflows" / "freeinit_wan22_a14b_t2v.json"
+A14B_FADE_PATH = ROOT / "workflows" / "fade_video_edit_wan22_a14b.json"
+
+
+@pytest.mark.parametrize("path", [FADE_PATH, A14B_FADE_PATH], ids=lambda p: p.stem)
+def test_fade_workflow_has_a_bypassed_inversion_check_and_a_side_by_side_output(path):
+    workflow = json.loads(path.read_text())
     check = nodes_in_groups(workflow, [CHECK_GROUP])
     assert {n["type"] for n in check} >= {"KSamplerSelect", "SamplerCustomAdvanced", "ImageStitch", "SaveVideo"}
     assert all(n["mode"] == 4 for n in check), "the inversion check must be bypassed by default"
@@ -172,3 +177,46 @@ def test_english_locale_labels_every_input_and_nothing_else():
         assert all(isinstance(v.get("name"), str) and v["name"].strip() for v in given.values()), node_id
         # Display names and tooltips come from the Python schema only (no second copy to drift).
         assert set(labels[node_id]) == {"inputs"}, node_id
+
+
+# ----------------------------------------------------------------------------------------------- Wan 2.2 A14B
+def a14b_prompt(path, enable_groups=()):
+    """api_prompt with the two experts as two different tiny models (the low-noise loader gets seed 1)."""
+    import nodes
+    workflow = json.loads(path.read_text())
+    for node in nodes_in_groups(workflow, enable_groups):
+        node["mode"] = 0
+    prompt = ui_graph.ui_to_api(workflow, nodes.NODE_CLASS_MAPPINGS)
+    low = [k for k, n in prompt.items() if n["class_type"] == "UNETLoader" and "low_noise" in n["inputs"]["unet_name"]]
+    assert len(low) == 1 and sum(n["class_type"] == "UNETLoader" for n in prompt.values()) == 2
+    prompt = harness.swap_standins(prompt, family="wan21", unet_name=tm.write_unet("wan21"))
+    prompt[low[0]]["inputs"]["unet_name"] = tm.write_unet("wan21", seed=1)
+    return prompt
+
+
+def test_a14b_freeinit_workflow_runs_every_pass_over_both_experts_on_one_bar(comfy):
+    prompt = shrink(a14b_prompt(A14B_FREEINIT_PATH), steps=3)
+    passes = next(n["inputs"]["passes"] for n in prompt.values() if n["class_type"] == "FADE_FreeInit")
+    result = harness.run_prompt(prompt)
+    run = next(k for k, n in prompt.items() if n["class_type"] == "SamplerCustomAdvanced")
+    progress = result.progress(run)
+    assert progress and max(p["max"] for p in progress) == passes * 4      # BasicScheduler: steps + 1
+    assert max(p["value"] for p in progress) == passes * 4
+    save = next(k for k, n in prompt.items() if n["class_type"] == "SaveVideo")
+    assert result[save]
+
+
+def test_a14b_fade_workflow_runs_end_to_end_and_its_inversion_check_reconstructs(comfy):
+    prompt = shrink(a14b_prompt(A14B_FADE_PATH, enable_groups=[CHECK_GROUP]), steps=7)
+    harness.set_inputs(prompt, "FADE_DDIMInvert", refine=4)
+    result = harness.run_prompt(prompt)
+    encode = next(k for k, n in prompt.items() if n["class_type"] == "VAEEncode")
+    runs = [k for k, n in prompt.items() if n["class_type"] == "SamplerCustomAdvanced"]
+    rebuild = next(k for k in runs if prompt[k]["inputs"]["sampler"][0] in
+                   {k2 for k2, n in prompt.items() if n["class_type"] == "KSamplerSelect"})
+    source = result.output(encode)["samples"]
+    rebuilt = result.output(rebuild)["samples"]
+    edit = result.output(next(k for k in runs if k != rebuild))["samples"]
+    assert rebuilt.shape == source.shape == edit.shape
+    assert _relative_error(rebuilt, source) < 0.25
+    assert _relative_error(rebuilt, source) < _relative_error(edit, source) / 3

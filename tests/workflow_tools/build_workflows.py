@@ -28,6 +28,15 @@ WAN_FILES = {
             "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/"
             "wan_2.1_vae.safetensors?download=true"),
 }
+A14B_REPO = "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files/"
+A14B_FILES = {
+    "high": ("wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "diffusion_models",
+             A14B_REPO + "diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors?download=true"),
+    "low": ("wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors", "diffusion_models",
+            A14B_REPO + "diffusion_models/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors?download=true"),
+    "clip": WAN_FILES["clip"],
+    "vae": ("wan_2.1_vae.safetensors", "vae", A14B_REPO + "vae/wan_2.1_vae.safetensors?download=true"),
+}
 NEGATIVE = ("static, blurry, low quality, worst quality, jpeg artifacts, deformed, extra fingers, watermark, "
             "subtitles, still picture, messy background")
 GREEN = ("#232", "#353")
@@ -46,7 +55,7 @@ VUE_HEIGHT = {"UNETLoader": 86, "CLIPLoader": 114, "VAELoader": 62, "ModelSampli
               "ImageFromBatch": 90, "ImageScale": 146, "VAEEncode": 54, "CLIPTextEncode": 102, "BasicScheduler": 118,
               "FADE_DDIMInvert": 194, "KSamplerSelect": 62, "BasicGuider": 54, "SamplerCustomAdvanced": 114,
               "VAEDecode": 54, "ImageStitch": 150, "CreateVideo": 110, "SaveVideo": 126, "CFGGuider": 102,
-              "FADE_ModulatedDDIMSampler": 80}
+              "FADE_ModulatedDDIMSampler": 80, "FADE_ExpertPairGuider": 170, "RandomNoise": 86}
 
 
 class Column:
@@ -78,6 +87,29 @@ def _load_wan(g: UIGraph, x=0, y=40, width=360):
     title = "1. Models" if width < 360 else "1. Models (Wan 2.1 T2V 1.3B)"     # a narrow group fits the short one
     g.group(title, (x - 10, y - 80, width + 20, col.y - y + 40))
     return shift, clip, vae
+
+
+def _load_wan22_a14b(g: UIGraph, x=0, y=40, width=360):
+    """Both A14B experts (each through ModelSamplingSD3, shift 8 as ComfyUI's Wan 2.2 templates), one text encoder
+    and the Wan 2.1 VAE (A14B uses it)."""
+    def models(key):
+        name, directory, url = A14B_FILES[key]
+        return {"models": [{"name": name, "url": url, "directory": directory}]}
+    col = Column(g, x, y, width)
+    high = col.add("UNETLoader", 82, title="High-noise expert", widgets={"unet_name": A14B_FILES["high"][0]},
+                   properties=models("high"))
+    low = col.add("UNETLoader", 82, title="Low-noise expert", widgets={"unet_name": A14B_FILES["low"][0]},
+                  properties=models("low"))
+    clip = col.add("CLIPLoader", 106, widgets={"clip_name": A14B_FILES["clip"][0], "type": "wan"},
+                   properties=models("clip"))
+    vae = col.add("VAELoader", 58, widgets={"vae_name": A14B_FILES["vae"][0]}, properties=models("vae"))
+    shift_high = col.add("ModelSamplingSD3", 58, title="Shift (high)", widgets={"shift": 8.0})
+    shift_low = col.add("ModelSamplingSD3", 58, title="Shift (low)", widgets={"shift": 8.0})
+    g.link(high, "MODEL", shift_high, "model")
+    g.link(low, "MODEL", shift_low, "model")
+    title = "1. Models" if width < 360 else "1. Models (Wan 2.2 T2V A14B)"
+    g.group(title, (x - 10, y - 80, width + 20, col.y - y + 40))
+    return shift_high, shift_low, clip, vae
 
 
 def _decode_and_save(g: UIGraph, latent, vae, pos, save_pos, prefix):
@@ -155,6 +187,105 @@ FADE_NOTE = "\n".join([
 ])
 
 
+A14B_MODELS_LINE = ("**Models** (Comfy-Org repackaged; ComfyUI offers to download them): "
+                    "`wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors` and "
+                    "`wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors` in `models/diffusion_models`, "
+                    "`umt5_xxl_fp8_e4m3fn_scaled.safetensors` in `models/text_encoders`, `wan_2.1_vae.safetensors` "
+                    "in `models/vae`.")
+
+PAIR_LINE = ("**Wan Expert Pair Guider** samples both experts in one SamplerCustomAdvanced: the high-noise model on "
+             "the steps that start at sigma >= `boundary` (0.875 for text-to-video, 0.900 for image-to-video), the "
+             "low-noise model on the rest. The split step follows from the SIGMAS, so any step count works, and only "
+             "one expert needs to be in VRAM at a time (ComfyUI swaps them).")
+
+FREEINIT_A14B_NOTE = "\n".join([
+    "## FreeInit with Wan 2.2 T2V A14B (two experts)",
+    "",
+    "**FreeInit** samples the video several times; between passes the result's spatio-temporal low frequencies "
+    "are kept and the high frequencies drawn fresh, which improves temporal consistency.",
+    "",
+    "* " + PAIR_LINE,
+    "* **FreeInit** is attached to the high-noise expert (either works): every pass runs high -> low, and the next "
+    "pass starts from the low-noise expert's clean result. `passes` = 3 costs 3x the time; the progress bar counts "
+    "every pass and both experts.",
+    "* **3D Low-Pass Filter**: d_s = d_t = 0.25 is the paper's default.",
+    "* Do not use two KSamplerAdvanced nodes with FreeInit: a pass would end at the boundary with noise left, so "
+    "FreeInit refuses that schedule.",
+    "",
+    A14B_MODELS_LINE + " 33 frames at 832x480: about 17 GB of VRAM with the fp8 experts, one resident at a time; "
+    "about 31 GB if both stay loaded (estimates, not measured; README, VRAM table).",
+])
+
+
+def freeinit_a14b_workflow(node_classes) -> dict:
+    g = UIGraph(node_classes)
+    high, low, clip, vae = _load_wan22_a14b(g)
+    lpf = g.add("FADE_GaussianLPF3D", (420, 40), (380, 330), color=FADE_COLOR,
+                widgets={"filter_type": "gaussian", "spatial_cutoff": 0.25, "temporal_cutoff": 0.25})
+    freeinit = g.add("FADE_FreeInit", (420, 410), (380, 150), color=FADE_COLOR,
+                     widgets={"passes": 3, "renoise_sigma": 0.0, "coarse_to_fine": False})
+    g.link(high, "MODEL", freeinit, "model")
+    g.link(lpf, "filter", freeinit, "filter")
+    response = g.add("PreviewImage", (420, 600), (380, 200), title="Filter response")
+    g.link(lpf, "response", response, "images")
+    g.group("2. FreeInit (high-noise expert)", (410, -40, 400, 860))
+
+    positive = g.add("CLIPTextEncode", (840, 40), (420, 160), title="Prompt", color=GREEN,
+                     widgets={"text": "a red fox trotting through fresh snow in a pine forest, morning light, "
+                                      "tracking shot"})
+    negative = g.add("CLIPTextEncode", (840, 240), (420, 130), title="Negative prompt", color=RED,
+                     widgets={"text": NEGATIVE})
+    g.link(clip, "CLIP", positive, "clip")
+    g.link(clip, "CLIP", negative, "clip")
+    latent = g.add("EmptyHunyuanLatentVideo", (840, 410), (420, 130),
+                   widgets={"width": 832, "height": 480, "length": 33, "batch_size": 1})
+    g.group("3. Prompt and size", (830, -40, 440, 600))
+
+    col = Column(g, 1300, 40, 330)
+    pair = col.add("FADE_ExpertPairGuider", 170, color=FADE_COLOR,
+                   widgets={"high_cfg": 3.5, "low_cfg": 3.5, "boundary": 0.875})
+    g.link(freeinit, "MODEL", pair, "high_noise_model")
+    g.link(low, "MODEL", pair, "low_noise_model")
+    g.link(positive, "CONDITIONING", pair, "positive")
+    g.link(negative, "CONDITIONING", pair, "negative")
+    sigmas = col.add("BasicScheduler", 106, widgets={"scheduler": "simple", "steps": 20, "denoise": 1.0})
+    g.link(high, "MODEL", sigmas, "model")
+    noise = col.add("RandomNoise", 82, widgets={"noise_seed": 20240711, "noise_seed:control": "fixed"})
+    select = col.add("KSamplerSelect", 58, widgets={"sampler_name": "euler"})
+    run = col.add("SamplerCustomAdvanced", 110)
+    g.link(noise, "NOISE", run, "noise")
+    g.link(pair, "GUIDER", run, "guider")
+    g.link(select, "SAMPLER", run, "sampler")
+    g.link(sigmas, "SIGMAS", run, "sigmas")
+    g.link(latent, "LATENT", run, "latent_image")
+    g.group("4. Sample both experts", (1290, -40, 350, col.y + 20))
+    _decode_and_save(g, (run, "output"), vae, (1680, 40), (1980, 40), "video/FreeInit_A14B")
+    g.add("MarkdownNote", (0, 920), (400, 560), title="About this workflow", widgets={"text": FREEINIT_A14B_NOTE})
+    return g.to_json()
+
+
+FADE_A14B_NOTE = "\n".join([
+    "## FADE: edit a video with Wan 2.2 T2V A14B (two experts)",
+    "",
+    "**Before the first run: pick your clip** in **Load Video** (at least 33 frames; cut to 33 and resized to "
+    "832x480), describe it in **Source prompt** and the edit in **Target prompt**. Frame counts: 4n+1 (33, 49, 65, "
+    "81).",
+    "",
+    "* " + PAIR_LINE,
+    "* **DDIM Invert** gets both experts and the same `boundary`: each inversion step is made by the expert that "
+    "samples that step, so the edit starts exactly on the inverted latent. `refine` 2 makes it nearly exact.",
+    "* **Sketch-Block Spectrum Guide** on the high-noise expert guides both: at each step the sketch features come "
+    "from the expert sampling that step (first 4 blocks, first 60% of the steps, across the switch).",
+    "* **Modulated DDIM Sampler** in SamplerCustomAdvanced, from DDIM Invert's `noise`, on the same SIGMAS.",
+    "* **Inversion check** (bypassed): right-click its title, **Set Group Nodes to Always**, run: it rebuilds the "
+    "source with plain `ddim` through both experts (empty prompt, cfg 1) and saves *source | reconstruction*.",
+    "* **Save**: `video/FADE_edit` and *source | edit* (`video/FADE_side_by_side`), 16 fps.",
+    "",
+    A14B_MODELS_LINE + " 33 frames at 832x480, one expert resident at a time: about 29 GB of VRAM for the edit "
+    "with `memory` fast, 20 GB with `offload activations` (estimates, not measured; README, VRAM table).",
+])
+
+
 def freeinit_workflow(node_classes) -> dict:
     g = UIGraph(node_classes)
     model, clip, vae = _load_wan(g)
@@ -191,9 +322,15 @@ def freeinit_workflow(node_classes) -> dict:
     return g.to_json()
 
 
-def fade_workflow(node_classes) -> dict:
+def fade_workflow(node_classes, expert_pair=False) -> dict:
+    """expert_pair: the Wan 2.2 A14B edit (both experts invert, guide and sample, each on its part of the schedule)."""
     g = UIGraph(node_classes)
-    model, clip, vae = _load_wan(g, x=0, y=40, width=310)
+    if expert_pair:
+        model, low, clip, vae = _load_wan22_a14b(g, x=0, y=40, width=310)
+        row2, row1_height = ROW2 + 140, 900      # two more loaders; the pair guider is taller than BasicGuider
+    else:
+        model, clip, vae = _load_wan(g, x=0, y=40, width=310)
+        row2, row1_height = ROW2, 760
 
     # Row 1: source video, prompts, inversion check.
     load = g.add("LoadVideo", (COL, 40), (310, 440), widgets={"file": ""})
@@ -208,7 +345,7 @@ def fade_workflow(node_classes) -> dict:
     encode = col.add("VAEEncode", 46)
     g.link(resize, "IMAGE", encode, "pixels")
     g.link(vae, "VAE", encode, "vae")
-    g.group("2. Source video (your clip)", (COL - 10, -40, 2 * COL - 10, 760))
+    g.group("2. Source video (your clip)", (COL - 10, -40, 2 * COL - 10, row1_height))
 
     col = Column(g, 3 * COL, 40)
     empty = col.add("CLIPTextEncode", 100, title="Inversion prompt (empty)", widgets={"text": ""})
@@ -219,13 +356,16 @@ def fade_workflow(node_classes) -> dict:
     negative = col.add("CLIPTextEncode", 130, title="Negative prompt", color=RED, widgets={"text": NEGATIVE})
     for node in (empty, source, target, negative):
         g.link(clip, "CLIP", node, "clip")
-    g.group("3. Prompts", (3 * COL - 10, -40, COL - 10, 760))
+    g.group("3. Prompts", (3 * COL - 10, -40, COL - 10, row1_height))
 
-    col = Column(g, 0, ROW2 + 40)
+    col = Column(g, 0, row2 + 40)
     sigmas = col.add("BasicScheduler", 106, widgets={"scheduler": "simple", "steps": 30, "denoise": 1.0})
     g.link(model, "MODEL", sigmas, "model")
-    invert = col.add("FADE_DDIMInvert", 150, color=FADE_COLOR, widgets={"cfg": 1.0, "refine": 2})
+    invert_widgets = {"cfg": 1.0, "refine": 2, "boundary": 0.875} if expert_pair else {"cfg": 1.0, "refine": 2}
+    invert = col.add("FADE_DDIMInvert", 174 if expert_pair else 150, color=FADE_COLOR, widgets=invert_widgets)
     g.link(model, "MODEL", invert, "model")
+    if expert_pair:
+        g.link(low, "MODEL", invert, "low_noise_model")
     g.link(empty, "CONDITIONING", invert, "conditioning")
     g.link(encode, "LATENT", invert, "latent")
     g.link(sigmas, "SIGMAS", invert, "sigmas")
@@ -234,9 +374,17 @@ def fade_workflow(node_classes) -> dict:
     check = dict(color=CHECK_COLOR, mode=4)
     col = Column(g, 4 * COL, 40)
     plain = col.add("KSamplerSelect", 58, widgets={"sampler_name": "ddim"}, **check)
-    guider0 = col.add("BasicGuider", 46, title="Empty prompt, cfg 1", **check)
-    g.link(model, "MODEL", guider0, "model")
-    g.link(empty, "CONDITIONING", guider0, "conditioning")
+    if expert_pair:
+        guider0 = col.add("FADE_ExpertPairGuider", 170, title="Empty prompt, cfg 1",
+                          widgets={"high_cfg": 1.0, "low_cfg": 1.0, "boundary": 0.875}, **check)
+        g.link(model, "MODEL", guider0, "high_noise_model")
+        g.link(low, "MODEL", guider0, "low_noise_model")
+        g.link(empty, "CONDITIONING", guider0, "positive")
+        g.link(empty, "CONDITIONING", guider0, "negative")
+    else:
+        guider0 = col.add("BasicGuider", 46, title="Empty prompt, cfg 1", **check)
+        g.link(model, "MODEL", guider0, "model")
+        g.link(empty, "CONDITIONING", guider0, "conditioning")
     rebuild = col.add("SamplerCustomAdvanced", 110, title="Reconstruct the source", **check)
     g.link(invert, "noise", rebuild, "noise")
     g.link(guider0, "GUIDER", rebuild, "guider")
@@ -255,13 +403,14 @@ def fade_workflow(node_classes) -> dict:
     g.link(pair0, "IMAGE", video0, "images")
     save0 = col.add("SaveVideo", 480, widgets={"filename_prefix": "video/FADE_inversion_check"}, **check)
     g.link(video0, "VIDEO", save0, "video")
-    g.group("Inversion check (bypassed, see the Note)", (4 * COL - 10, -40, 2 * COL - 10, 760), color="#88883a")
+    g.group("Inversion check (bypassed, see the Note)", (4 * COL - 10, -40, 2 * COL - 10, row1_height),
+            color="#88883a")
 
     # Row 2: filter and guide, the edit, the outputs.
-    lpf = g.add("FADE_GaussianLPF3D", (COL, ROW2 + 40), (320, 400), color=FADE_COLOR,
+    lpf = g.add("FADE_GaussianLPF3D", (COL, row2 + 40), (320, 400), color=FADE_COLOR,
                 title="3D Low-Pass Filter (official FADE box)",
                 widgets={"filter_type": "box", "spatial_cutoff": 0.67, "temporal_cutoff": 1.0})
-    guide = g.add("FADE_SketchSpectrumGuide", (2 * COL, ROW2 + 40), (310, 420), color=FADE_COLOR,
+    guide = g.add("FADE_SketchSpectrumGuide", (2 * COL, row2 + 40), (310, 420), color=FADE_COLOR,
                   widgets={"sketch_blocks": 4, "strength": 1.0, "guided_fraction": 0.6, "feature": "attention",
                            "spectrum": "2d", "normalisation": "unit", "ratio_min": 0.33, "ratio_max": 3.0,
                            "memory": "fast"})
@@ -269,11 +418,17 @@ def fade_workflow(node_classes) -> dict:
     g.link(invert, "trajectory", guide, "trajectory")
     g.link(source, "CONDITIONING", guide, "source_conditioning")
     g.link(lpf, "filter", guide, "filter")
-    g.group("4. FADE: invert, filter, guide", (-10, ROW2 - 40, 3 * COL - 10, 760))
+    g.group("4. FADE: invert, filter, guide", (-10, row2 - 40, 3 * COL - 10, 760))
 
-    col = Column(g, 3 * COL, ROW2 + 40)
-    guider = col.add("CFGGuider", 100, widgets={"cfg": 5.0})
-    g.link(guide, "MODEL", guider, "model")
+    col = Column(g, 3 * COL, row2 + 40)
+    if expert_pair:
+        guider = col.add("FADE_ExpertPairGuider", 170, color=FADE_COLOR,
+                         widgets={"high_cfg": 3.5, "low_cfg": 3.5, "boundary": 0.875})
+        g.link(guide, "MODEL", guider, "high_noise_model")
+        g.link(low, "MODEL", guider, "low_noise_model")
+    else:
+        guider = col.add("CFGGuider", 100, widgets={"cfg": 5.0})
+        g.link(guide, "MODEL", guider, "model")
     g.link(target, "CONDITIONING", guider, "positive")
     g.link(negative, "CONDITIONING", guider, "negative")
     sampler = col.add("FADE_ModulatedDDIMSampler", 80, color=FADE_COLOR, widgets={"blend_fraction": 0.7})
@@ -286,14 +441,14 @@ def fade_workflow(node_classes) -> dict:
     decoded = col.add("VAEDecode", 46)
     g.link(run, "output", decoded, "samples")
     g.link(vae, "VAE", decoded, "vae")
-    g.group("5. Edit", (3 * COL - 10, ROW2 - 40, COL - 10, 760))
+    g.group("5. Edit", (3 * COL - 10, row2 - 40, COL - 10, 760))
 
-    col = Column(g, 4 * COL, ROW2 + 40)
+    col = Column(g, 4 * COL, row2 + 40)
     video = col.add("CreateVideo", 78, widgets={"fps": 16.0})
     g.link(decoded, "IMAGE", video, "images")
     save = col.add("SaveVideo", 460, widgets={"filename_prefix": "video/FADE_edit"})
     g.link(video, "VIDEO", save, "video")
-    col = Column(g, 5 * COL, ROW2 + 40)
+    col = Column(g, 5 * COL, row2 + 40)
     pair = col.add("ImageStitch", 150, title="source | edit", widgets={"direction": "right", "match_image_size": True})
     g.link(resize, "IMAGE", pair, "image1")
     g.link(decoded, "IMAGE", pair, "image2")
@@ -301,13 +456,19 @@ def fade_workflow(node_classes) -> dict:
     g.link(pair, "IMAGE", video2, "images")
     save2 = col.add("SaveVideo", 240, widgets={"filename_prefix": "video/FADE_side_by_side"})
     g.link(video2, "VIDEO", save2, "video")
-    g.group("6. Save: the edit, and source | edit", (4 * COL - 10, ROW2 - 40, 2 * COL - 10, 760))
+    g.group("6. Save: the edit, and source | edit", (4 * COL - 10, row2 - 40, 2 * COL - 10, 760))
 
-    g.add("MarkdownNote", (6 * COL + 20, -40), (480, ROW2 + 760), title="Start here", widgets={"text": FADE_NOTE})
+    g.add("MarkdownNote", (6 * COL + 20, -40), (480, row2 + 760), title="Start here",
+          widgets={"text": FADE_A14B_NOTE if expert_pair else FADE_NOTE})
     return g.to_json()
 
 
-WORKFLOWS = {"freeinit_wan21_t2v": freeinit_workflow, "fade_video_edit_wan21": fade_workflow}
+def fade_a14b_workflow(node_classes) -> dict:
+    return fade_workflow(node_classes, expert_pair=True)
+
+
+WORKFLOWS = {"freeinit_wan21_t2v": freeinit_workflow, "fade_video_edit_wan21": fade_workflow,
+             "freeinit_wan22_a14b_t2v": freeinit_a14b_workflow, "fade_video_edit_wan22_a14b": fade_a14b_workflow}
 
 
 def main():
