@@ -25,10 +25,7 @@ at one model call each. The flow form above is g(x_i), the first fixed-point ite
 contracts by the spectral radius of (s_{i+1} - s_i) / s_{i+1} * (1 - D'), which is large on the first step up from
 sigma 0 (there g(y) = x + y - D(y): 1 - D' ~ 0.55 on Gaussian data at shift 8 and 10 steps), so the iterates are
 combined by Anderson acceleration (type II over the last few residuals, per batch item, with the plain step where
-the residual grew). On a trained model the iteration can stall or diverge on some clips (issue 14 saw refine 4
-end worse than refine 2), so each step checks convergence: the residual |g(y) - y| of an evaluated point is
-exactly its round-trip error for the step, and an item whose last residual is not its smallest returns its best
-evaluated point (see _Best). Nothing here divides by (1 - s).
+the residual grew). Nothing here divides by (1 - s).
 """
 from __future__ import annotations
 
@@ -126,50 +123,11 @@ def inversion_step(x: torch.Tensor, sigma: float, sigma_next: float, denoise: De
     if not images:
         images.append(fixed_point_map(points[0]))
         refine -= 1
-    best = _Best()
-    best.offer(points[0], images[0])
     residual = None
     for _ in range(int(refine)):
         y, residual = _anderson(points, images, residual)
-        gy = fixed_point_map(y)
-        best.offer(y, gy)
-        points, images = (points + [y])[-ANDERSON_HISTORY - 1:], (images + [gy])[-ANDERSON_HISTORY - 1:]
-    return best.result(_anderson(points, images, residual)[0])
-
-
-class _Best:
-    """Convergence check of the refine iteration, per batch item.
-
-    For the fixed-point map g, sampler_step(y) - x_i = y - g(y): the residual of an evaluated point IS its
-    round-trip error for this step. Where the last evaluated residual is the smallest so far the iteration is
-    converging and the final Anderson extrapolation (one step ahead of it, at no extra model call) is returned,
-    as before; where it is not (a stalled or diverging iteration on a real model) the item returns its best
-    evaluated point, so the last iterations cost model calls but do not undo earlier progress."""
-
-    def __init__(self):
-        self.point, self.norm, self.stalled = None, None, None
-
-    def offer(self, y, gy):
-        b = y.shape[0]
-        norm = (gy - y).reshape(b, -1).to(torch.float64).norm(dim=1)
-        norm = torch.where(torch.isfinite(norm), norm, torch.full_like(norm, math.inf))
-        if self.point is None:
-            self.point, self.norm = y, norm
-            self.stalled = ~torch.isfinite(norm)
-            return
-        better = norm < self.norm
-        self.stalled = ~better
-        self.point = torch.where(self._items(better, y), y, self.point)
-        self.norm = torch.where(better, norm, self.norm)
-
-    def result(self, extrapolated):
-        b = extrapolated.shape[0]
-        bad = ~torch.isfinite(extrapolated.reshape(b, -1)).all(dim=1)
-        return torch.where(self._items(self.stalled | bad, extrapolated), self.point, extrapolated)
-
-    @staticmethod
-    def _items(mask, like):
-        return mask.to(like.device).reshape((like.shape[0],) + (1,) * (like.ndim - 1))
+        points, images = (points + [y])[-ANDERSON_HISTORY - 1:], (images + [fixed_point_map(y)])[-ANDERSON_HISTORY - 1:]
+    return _anderson(points, images, residual)[0]
 
 
 def ascending(sigmas: torch.Tensor) -> torch.Tensor:

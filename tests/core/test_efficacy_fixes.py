@@ -1,47 +1,10 @@
-"""The fixes the efficacy benchmark (bench/efficacy/) led to: DDIM Invert's refine iteration checks convergence,
-and FreeInit's later passes start at the sigma they were re-noised to."""
+"""The fix the efficacy benchmark (bench/efficacy/) led to: FreeInit's later passes start at the sigma they were
+re-noised to. (A residual-based convergence check for DDIM Invert's refine iteration was tried and reverted: on
+the trained model it lowered the round trip, see the README's measured-effect section.)"""
 import math
 
 import pytest
 import torch
-
-
-def _step_residuals(algo, x, denoise, sigma, sigma_next, refines):
-    """|sampler_step(y) - x| per batch item for the inversion step with each refine count."""
-    fi, ddim = algo.freeinit, algo.ddim
-    out = []
-    for r in refines:
-        y = ddim.inversion_step(x, sigma, sigma_next, denoise, fi.FLOW, r)
-        back = ddim.euler_step(y, denoise(y, None), torch.tensor(sigma_next, dtype=y.dtype),
-                               torch.tensor(sigma, dtype=y.dtype))
-        out.append((back - x).reshape(x.shape[0], -1).norm(dim=1))
-    return torch.stack(out)
-
-
-def test_refine_that_stalls_keeps_its_best_iterate(algo):
-    # A denoiser whose fixed-point map is not a contraction (1 - D' spans about [-1.6, 3.4]): the iteration wanders,
-    # as it did on some clips of the trained model. Without a check, more iterations often ended worse than fewer.
-    worse_than_fewer, total = 0, 0
-    for seed in range(12):
-        gen = torch.Generator().manual_seed(seed)
-        x = torch.randn(4, 3, 4, 4, 4, dtype=torch.float64, generator=gen)
-        a = 1.0 + 2.0 * torch.rand((), generator=gen).item()
-        res = _step_residuals(algo, x, lambda y, s: a * torch.sin(y) + 0.1 * y, 0.1, 0.5, range(9))
-        assert torch.isfinite(res).all()
-        best_of_fewer = torch.cummin(res, 0).values
-        # a clear regression (1.5x the best of fewer iterations) is rare; before the check it was 1 in 4
-        worse_than_fewer += int((res[2:] > 1.5 * best_of_fewer[1:-1]).sum())
-        total += res[2:].numel()
-        assert float(res[-1].log().mean()) < float(res[0].log().mean())
-    assert worse_than_fewer <= 0.05 * total
-
-
-def test_refine_on_a_smooth_problem_is_unchanged_by_the_check(algo):
-    # Converging iterations keep the Anderson extrapolation: the error still falls with every iteration.
-    x = torch.randn(2, 3, 2, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    res = _step_residuals(algo, x, lambda y, s: 0.4 * y + 0.05 * torch.tanh(y), 0.2, 0.6, (0, 1, 2, 3))
-    assert (res[1:] < res[:-1]).all()
-    assert (res[-1] < 1e-3 * res[0]).all()
 
 
 def test_start_schedule_keeps_the_step_count_and_the_curve(algo):
