@@ -55,7 +55,7 @@ VUE_HEIGHT = {"UNETLoader": 86, "CLIPLoader": 114, "VAELoader": 62, "ModelSampli
               "ImageFromBatch": 90, "ImageScale": 146, "VAEEncode": 54, "CLIPTextEncode": 102, "BasicScheduler": 118,
               "FADE_DDIMInvert": 194, "KSamplerSelect": 62, "BasicGuider": 54, "SamplerCustomAdvanced": 114,
               "VAEDecode": 54, "ImageStitch": 150, "CreateVideo": 110, "SaveVideo": 126, "CFGGuider": 102,
-              "FADE_ModulatedDDIMSampler": 80, "FADE_ExpertPairGuider": 170, "RandomNoise": 86}
+              "FADE_ModulatedDDIMSampler": 80, "FADE_ExpertPairGuider": 214, "RandomNoise": 86}
 
 
 class Column:
