@@ -83,6 +83,15 @@ def test_shipped_workflow_uses_only_core_nodes_and_ours(comfy, path):
         assert module == "nodes" or module.startswith(("comfy_extras", "custom_nodes.fade_freeinit")), (kind, module)
 
 
+def inversion_check_latents(prompt, result):
+    """(the SamplerCustomAdvanced ids, the inversion check's one, the VAE-encoded source, its reconstruction)."""
+    encode = next(k for k, n in prompt.items() if n["class_type"] == "VAEEncode")
+    runs = [k for k, n in prompt.items() if n["class_type"] == "SamplerCustomAdvanced"]
+    rebuild = next(k for k in runs if prompt[k]["inputs"]["sampler"][0] in
+                   {k2 for k2, n in prompt.items() if n["class_type"] == "KSamplerSelect"})
+    return runs, rebuild, result.output(encode)["samples"], result.output(rebuild)["samples"]
+
+
 def test_freeinit_workflow_runs_and_counts_every_pass_on_one_bar(comfy):
     prompt = shrink(api_prompt(ROOT / "workflows" / "freeinit_wan21_t2v.json"), steps=3)
     passes = next(n["inputs"]["passes"] for n in prompt.values() if n["class_type"] == "FADE_FreeInit")
@@ -132,12 +141,7 @@ def test_fade_inversion_check_reconstructs_the_source(comfy):
     saves = {n["inputs"]["filename_prefix"] for n in prompt.values() if n["class_type"] == "SaveVideo"}
     assert "video/FADE_inversion_check" in saves
     result = harness.run_prompt(prompt)
-    encode = next(k for k, n in prompt.items() if n["class_type"] == "VAEEncode")
-    runs = [k for k, n in prompt.items() if n["class_type"] == "SamplerCustomAdvanced"]
-    rebuild = next(k for k in runs if prompt[k]["inputs"]["sampler"][0] in
-                   {k2 for k2, n in prompt.items() if n["class_type"] == "KSamplerSelect"})
-    source = result.output(encode)["samples"]
-    rebuilt = result.output(rebuild)["samples"]
+    runs, rebuild, source, rebuilt = inversion_check_latents(prompt, result)
     assert rebuilt.shape == source.shape
     # A tiny random model is far from a real one (8 steps, refine 4: about 10 %, against ~1000 % for the edit).
     edit = result.output(next(k for k in runs if k != rebuild))["samples"]
@@ -210,12 +214,7 @@ def test_a14b_fade_workflow_runs_end_to_end_and_its_inversion_check_reconstructs
     prompt = shrink(a14b_prompt(A14B_FADE_PATH, enable_groups=[CHECK_GROUP]), steps=7)
     harness.set_inputs(prompt, "FADE_DDIMInvert", refine=4)
     result = harness.run_prompt(prompt)
-    encode = next(k for k, n in prompt.items() if n["class_type"] == "VAEEncode")
-    runs = [k for k, n in prompt.items() if n["class_type"] == "SamplerCustomAdvanced"]
-    rebuild = next(k for k in runs if prompt[k]["inputs"]["sampler"][0] in
-                   {k2 for k2, n in prompt.items() if n["class_type"] == "KSamplerSelect"})
-    source = result.output(encode)["samples"]
-    rebuilt = result.output(rebuild)["samples"]
+    runs, rebuild, source, rebuilt = inversion_check_latents(prompt, result)
     edit = result.output(next(k for k in runs if k != rebuild))["samples"]
     assert rebuilt.shape == source.shape == edit.shape
     assert _relative_error(rebuilt, source) < 0.25

@@ -217,18 +217,18 @@ FREEINIT_A14B_NOTE = "\n".join([
 ])
 
 
-def freeinit_a14b_workflow(node_classes) -> dict:
-    g = UIGraph(node_classes)
-    high, low, clip, vae = _load_wan22_a14b(g)
+def _freeinit_and_prompt(g: UIGraph, model, clip, freeinit_group: str):
+    """The FreeInit templates' middle: filter -> FreeInit on `model` (with the filter's response), the prompts and
+    the empty video latent. Returns (freeinit, positive, negative, latent)."""
     lpf = g.add("FADE_GaussianLPF3D", (420, 40), (380, 330), color=FADE_COLOR,
                 widgets={"filter_type": "gaussian", "spatial_cutoff": 0.25, "temporal_cutoff": 0.25})
     freeinit = g.add("FADE_FreeInit", (420, 410), (380, 150), color=FADE_COLOR,
                      widgets={"passes": 3, "renoise_sigma": 0.0, "coarse_to_fine": False})
-    g.link(high, "MODEL", freeinit, "model")
+    g.link(model, "MODEL", freeinit, "model")
     g.link(lpf, "filter", freeinit, "filter")
     response = g.add("PreviewImage", (420, 600), (380, 200), title="Filter response")
     g.link(lpf, "response", response, "images")
-    g.group("2. FreeInit (high-noise expert)", (410, -40, 400, 860))
+    g.group(freeinit_group, (410, -40, 400, 860))
 
     positive = g.add("CLIPTextEncode", (840, 40), (420, 160), title="Prompt", color=GREEN,
                      widgets={"text": "a red fox trotting through fresh snow in a pine forest, morning light, "
@@ -240,6 +240,13 @@ def freeinit_a14b_workflow(node_classes) -> dict:
     latent = g.add("EmptyHunyuanLatentVideo", (840, 410), (420, 130),
                    widgets={"width": 832, "height": 480, "length": 33, "batch_size": 1})
     g.group("3. Prompt and size", (830, -40, 440, 600))
+    return freeinit, positive, negative, latent
+
+
+def freeinit_a14b_workflow(node_classes) -> dict:
+    g = UIGraph(node_classes)
+    high, low, clip, vae = _load_wan22_a14b(g)
+    freeinit, positive, negative, latent = _freeinit_and_prompt(g, high, clip, "2. FreeInit (high-noise expert)")
 
     col = Column(g, 1300, 40, 330)
     pair = col.add("FADE_ExpertPairGuider", 170, color=FADE_COLOR,
@@ -289,26 +296,7 @@ FADE_A14B_NOTE = "\n".join([
 def freeinit_workflow(node_classes) -> dict:
     g = UIGraph(node_classes)
     model, clip, vae = _load_wan(g)
-    lpf = g.add("FADE_GaussianLPF3D", (420, 40), (380, 330), color=FADE_COLOR,
-                widgets={"filter_type": "gaussian", "spatial_cutoff": 0.25, "temporal_cutoff": 0.25})
-    freeinit = g.add("FADE_FreeInit", (420, 410), (380, 150), color=FADE_COLOR,
-                     widgets={"passes": 3, "renoise_sigma": 0.0, "coarse_to_fine": False})
-    g.link(model, "MODEL", freeinit, "model")
-    g.link(lpf, "filter", freeinit, "filter")
-    response = g.add("PreviewImage", (420, 600), (380, 200), title="Filter response")
-    g.link(lpf, "response", response, "images")
-    g.group("2. FreeInit", (410, -40, 400, 860))
-
-    positive = g.add("CLIPTextEncode", (840, 40), (420, 160), title="Prompt", color=GREEN,
-                     widgets={"text": "a red fox trotting through fresh snow in a pine forest, morning light, "
-                                      "tracking shot"})
-    negative = g.add("CLIPTextEncode", (840, 240), (420, 130), title="Negative prompt", color=RED,
-                     widgets={"text": NEGATIVE})
-    g.link(clip, "CLIP", positive, "clip")
-    g.link(clip, "CLIP", negative, "clip")
-    latent = g.add("EmptyHunyuanLatentVideo", (840, 410), (420, 130),
-                   widgets={"width": 832, "height": 480, "length": 33, "batch_size": 1})
-    g.group("3. Prompt and size", (830, -40, 440, 600))
+    freeinit, positive, negative, latent = _freeinit_and_prompt(g, model, clip, "2. FreeInit")
 
     sampler = g.add("KSampler", (1300, 40), (330, 262),
                     widgets={"seed": 20240711, "seed:control": "fixed", "steps": 30, "cfg": 6.0,
