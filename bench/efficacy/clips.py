@@ -84,7 +84,8 @@ def render(clip, size=SIZE, frames=FRAMES):
     ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
     bg = torch.full((size, size), BACKGROUND)
     if clip.texture:
-        bg = bg + clip.texture * torch.sin(xs * 0.7 + clip.texture_phase[0]) * torch.sin(ys * 0.5 + clip.texture_phase[1])
+        px, py = clip.texture_phase
+        bg = bg + clip.texture * torch.sin(xs * 0.7 + px) * torch.sin(ys * 0.5 + py)
     out = bg[None, :, :, None].repeat(frames, 1, 1, 3)
     for t in range(frames):
         for o in clip.objects:

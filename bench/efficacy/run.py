@@ -272,7 +272,7 @@ def fade_settings(quick):
     return out
 
 
-def section_fade(env, srcs, quick, refine=2, steps=EDIT_STEPS, guided_fraction=0.6):
+def section_fade(env, srcs, quick, refine=4, steps=EDIT_STEPS, guided_fraction=0.6):
     """Colour edits (same shape, new colour) from the inverted sources."""
     sigmas = env.sigmas(steps)
     box = env.filter("box", 0.67, 1.0)
@@ -323,12 +323,14 @@ def freeinit_settings(quick):
     return out
 
 
-def section_freeinit(env, prompts, seeds, quick, steps=EDIT_STEPS):
+def section_freeinit(env, prompts, seeds, quick, steps=EDIT_STEPS, only=None):
     empty = torch.zeros(1, 16, clips.FRAMES, clips.SIZE // 2, clips.SIZE // 2)
     sigmas = env.sigmas(steps)
     table, first = {}, {}
     base = {}
     for name, passes, filt, renoise, c2f in freeinit_settings(quick):
+        if only and name not in only and passes > 1:
+            continue
         model = env.model
         if passes > 1:
             model = env.node("FADE_FreeInit", model=env.model, passes=passes, renoise_sigma=renoise,
@@ -363,6 +365,10 @@ def md_table(rows, cols, fmt):
     return head + body
 
 
+def _cell(row):
+    return f"{row['psnr']:.1f} / {row['psnr_min']:.1f}"
+
+
 def write_strip(path, rows):
     """rows: [(label, pixels [T, H, W, 3])] -> one PNG, a row per clip, frames left to right, x4 nearest."""
     from PIL import Image, ImageDraw
@@ -388,6 +394,7 @@ def main(argv=None):
     ap.add_argument("--sections", default="gate,inversion,fade,freeinit")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--strip", default=None, help="also write the picture strip PNG here")
+    ap.add_argument("--only", default=None, help="FreeInit settings to run, by name, comma-separated (1 pass always)")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     env = Env(args.checkpoint)
@@ -417,12 +424,12 @@ def main(argv=None):
         refines = sorted({v["refine"] for v in inv.values()})
         md.append("### DDIM Invert round trip (pixel PSNR dB, mean / worst clip)\n\n| steps | "
                   + " | ".join(f"refine {r}" for r in refines) + " |\n|---|" + "---|" * len(refines) + "\n"
-                  + "".join(f"| {s} | " + " | ".join(f"{inv[f'{s}x{r}']['psnr']:.1f} / {inv[f'{s}x{r}']['psnr_min']:.1f}"
-                                                     for r in refines) + " |\n" for s in steps_list))
+                  + "".join(f"| {s} | " + " | ".join(_cell(inv[f"{s}x{r}"]) for r in refines) + " |\n"
+                            for s in steps_list))
     if "fade" in sections:
         table, first = section_fade(env, srcs, q)
         result["fade"] = table
-        md.append("### FADE colour edit (same shape, new colour; inverted with refine 2)\n\n" + md_table(
+        md.append("### FADE colour edit (same shape, new colour; inverted with refine 4)\n\n" + md_table(
             table, [("traj_err", "trajectory error px"), ("iou", "IoU"), ("bg_psnr", "background PSNR dB"),
                     ("colour_ok", "new colour"), ("success", "edit success")],
             {"traj_err": "{:.2f}", "iou": "{:.2f}", "bg_psnr": "{:.1f}", "colour_ok": "{:.2f}", "success": "{:.2f}"}))
@@ -435,7 +442,8 @@ def main(argv=None):
     if "freeinit" in sections:
         names = list(clips.COLOURS)
         prompts = [(names[i % 4], clips.SHAPES[i % 2]) for i in range(2 if q else 4)]
-        table, first = section_freeinit(env, prompts, [1, 2] if q else [1, 2, 3, 4], q)
+        table, first = section_freeinit(env, prompts, [1, 2] if q else [1, 2, 3, 4], q,
+                                        only=args.only.split(",") if args.only else None)
         result["freeinit"] = table
         md.append("### FreeInit (text to video; training data: path residual "
                   f"{result['training']['residual']:.2f} px, area variation {result['training']['area_cv']:.3f})\n\n"
