@@ -86,13 +86,18 @@ def resample_schedule(sigmas: torch.Tensor, steps: int) -> torch.Tensor:
     n = sigmas.numel() - 1
     if steps >= n:
         return sigmas
-    position = torch.linspace(0.0, float(n), steps + 1, dtype=torch.float64)
-    lower = position.floor().clamp(max=n - 1).long()
-    frac = (position - lower.to(torch.float64))
     s = sigmas.detach().to("cpu", torch.float64)
-    out = s[lower] * (1.0 - frac) + s[lower + 1] * frac
+    out = _schedule_at(s, torch.linspace(0.0, float(n), steps + 1, dtype=torch.float64))
     out[-1] = s[-1]
     return out.to(sigmas.device, sigmas.dtype)
+
+
+def _schedule_at(s: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """A float64 schedule read as a piecewise-linear function of the step position, at `position` (0 .. n)."""
+    n = s.numel() - 1
+    lower = position.floor().clamp(max=n - 1).long()
+    frac = position - lower.to(torch.float64)
+    return s[lower] * (1.0 - frac) + s[lower + 1] * frac
 
 
 def start_schedule(sigmas: torch.Tensor, sigma_start: float) -> torch.Tensor:
@@ -113,10 +118,7 @@ def start_schedule(sigmas: torch.Tensor, sigma_start: float) -> torch.Tensor:
     below = torch.nonzero(s < sigma_start).flatten()
     i = int(below[0]) - 1
     start = i + (float(s[i]) - sigma_start) / (float(s[i]) - float(s[i + 1]))
-    position = torch.linspace(start, float(n), n + 1, dtype=torch.float64)
-    lower = position.floor().clamp(max=n - 1).long()
-    frac = position - lower.to(torch.float64)
-    out = s[lower] * (1.0 - frac) + s[lower + 1] * frac
+    out = _schedule_at(s, torch.linspace(start, float(n), n + 1, dtype=torch.float64))
     out[0], out[-1] = sigma_start, s[-1]
     return out.to(sigmas.device, sigmas.dtype)
 

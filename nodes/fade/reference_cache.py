@@ -17,7 +17,8 @@ log line (the run still works, it just recomputes).
 
 Lifetime: entries of a trajectory are dropped when ComfyUI frees it (its node cache releases the DDIM Invert
 output: "Free model and node cache", a changed input, LRU cache modes); entries whose model is garbage collected or
-no longer among ComfyUI's loaded models ("Unload models", memory pressure) are dropped at the next cache use.
+no longer among ComfyUI's loaded models ("Unload models", memory pressure) are dropped when the next guided run
+starts (sweep).
 """
 from __future__ import annotations
 
@@ -157,7 +158,6 @@ class ReferenceCache:
     def lookup(self, key: ReferenceKey, model, device) -> Optional[List[torch.Tensor]]:
         """The cached bands (complex float32 on `device`), or None."""
         with self._lock:
-            self.sweep()
             entry = self._entries.get(key)
             if entry is None or entry.model_ref() is not model:
                 return None

@@ -74,14 +74,15 @@ class GuideRun:
                  cache: Optional[reference_cache.ReferenceCache] = None):
         self.settings = settings
         self.cache = cache if cache is not None else reference_cache.REFERENCE_CACHE
+        self.cache.sweep()   # once per run: drop entries of models ComfyUI has unloaded since
         guider = model_k.inner_model
         self.patcher = guider.model_patcher
         self.base_model = guider.inner_model
         self.model_options = extra_args.get("model_options", {})
-        self.offset, self.total_steps = schedule_position(self.model_options, sigmas)
+        segment = schedule_segment(self.model_options)
+        self.offset, self.total_steps = schedule_position(segment, sigmas)
         trajectory = settings.trajectory
         validation.finite(x, "latent being sampled")
-        segment = schedule_segment(self.model_options)
         trajectory.check_schedule(sigmas, segment.offset if segment is not None else None)
         trajectory.check_latent(x.shape)
         diffusion_model = self.base_model.diffusion_model
@@ -178,10 +179,9 @@ class GuideRun:
             observer(r)
 
 
-def schedule_position(model_options: Optional[dict], sigmas: torch.Tensor):
+def schedule_position(segment, sigmas: torch.Tensor):
     """(first step, step count) of the whole schedule this sampling call is part of: from the expert-pair guider's
-    ScheduleSegment, else the call's own schedule."""
-    segment = schedule_segment(model_options)
+    ScheduleSegment, else (None) the call's own schedule."""
     if segment is None:
         return 0, len(sigmas) - 1
     return segment.offset, segment.steps
@@ -210,7 +210,7 @@ def sample_modulated_ddim(model, x, sigmas, extra_args=None, callback=None, disa
     extra_args = {} if extra_args is None else extra_args
     settings = find_guide(extra_args.get("model_options"))
     run = GuideRun(settings, model, x, sigmas, extra_args) if settings is not None else None
-    offset, total_steps = schedule_position(extra_args.get("model_options"), sigmas)
+    offset, total_steps = schedule_position(schedule_segment(extra_args.get("model_options")), sigmas)
     pinned = extra_args.get("denoise_mask")   # 0 where the latent is pinned (image-to-video start frames)
     keep = None
     blend_steps = 0

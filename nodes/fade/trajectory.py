@@ -14,7 +14,7 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 
-from ..algo import ddim, experts
+from ..algo import ddim
 from ..comfy_glue import compat, progress, sampling, validation
 
 

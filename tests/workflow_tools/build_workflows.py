@@ -217,6 +217,17 @@ FREEINIT_A14B_NOTE = "\n".join([
 ])
 
 
+def _sampler_custom_advanced(col: Column, noise, guider, sampler, sigmas, latent, **kwargs):
+    """A SamplerCustomAdvanced in `col`, wired to (node, output) noise / guider / latent and SAMPLER, SIGMAS."""
+    run = col.add("SamplerCustomAdvanced", 110, **kwargs)
+    col.g.link(noise[0], noise[1], run, "noise")
+    col.g.link(guider[0], guider[1], run, "guider")
+    col.g.link(sampler, "SAMPLER", run, "sampler")
+    col.g.link(sigmas, "SIGMAS", run, "sigmas")
+    col.g.link(latent[0], latent[1], run, "latent_image")
+    return run
+
+
 def _freeinit_and_prompt(g: UIGraph, model, clip, freeinit_group: str):
     """The FreeInit templates' middle: filter -> FreeInit on `model` (with the filter's response), the prompts and
     the empty video latent. Returns (freeinit, positive, negative, latent)."""
@@ -259,12 +270,7 @@ def freeinit_a14b_workflow(node_classes) -> dict:
     g.link(high, "MODEL", sigmas, "model")
     noise = col.add("RandomNoise", 82, widgets={"noise_seed": 20240711, "noise_seed:control": "fixed"})
     select = col.add("KSamplerSelect", 58, widgets={"sampler_name": "euler"})
-    run = col.add("SamplerCustomAdvanced", 110)
-    g.link(noise, "NOISE", run, "noise")
-    g.link(pair, "GUIDER", run, "guider")
-    g.link(select, "SAMPLER", run, "sampler")
-    g.link(sigmas, "SIGMAS", run, "sigmas")
-    g.link(latent, "LATENT", run, "latent_image")
+    run = _sampler_custom_advanced(col, (noise, "NOISE"), (pair, "GUIDER"), select, sigmas, (latent, "LATENT"))
     g.group("4. Sample both experts", (1290, -40, 350, col.y + 20))
     _decode_and_save(g, (run, "output"), vae, (1680, 40), (1980, 40), "video/FreeInit_A14B")
     g.add("MarkdownNote", (0, 920), (400, 560), title="About this workflow", widgets={"text": FREEINIT_A14B_NOTE})
@@ -373,12 +379,8 @@ def fade_workflow(node_classes, expert_pair=False) -> dict:
         guider0 = col.add("BasicGuider", 46, title="Empty prompt, cfg 1", **check)
         g.link(model, "MODEL", guider0, "model")
         g.link(empty, "CONDITIONING", guider0, "conditioning")
-    rebuild = col.add("SamplerCustomAdvanced", 110, title="Reconstruct the source", **check)
-    g.link(invert, "noise", rebuild, "noise")
-    g.link(guider0, "GUIDER", rebuild, "guider")
-    g.link(plain, "SAMPLER", rebuild, "sampler")
-    g.link(sigmas, "SIGMAS", rebuild, "sigmas")
-    g.link(encode, "LATENT", rebuild, "latent_image")
+    rebuild = _sampler_custom_advanced(col, (invert, "noise"), (guider0, "GUIDER"), plain, sigmas,
+                                       (encode, "LATENT"), title="Reconstruct the source", **check)
     decoded0 = col.add("VAEDecode", 46, **check)
     g.link(rebuild, "output", decoded0, "samples")
     g.link(vae, "VAE", decoded0, "vae")
@@ -420,12 +422,7 @@ def fade_workflow(node_classes, expert_pair=False) -> dict:
     g.link(target, "CONDITIONING", guider, "positive")
     g.link(negative, "CONDITIONING", guider, "negative")
     sampler = col.add("FADE_ModulatedDDIMSampler", 80, color=FADE_COLOR, widgets={"blend_fraction": 0.7})
-    run = col.add("SamplerCustomAdvanced", 110)
-    g.link(invert, "noise", run, "noise")
-    g.link(guider, "GUIDER", run, "guider")
-    g.link(sampler, "SAMPLER", run, "sampler")
-    g.link(sigmas, "SIGMAS", run, "sigmas")
-    g.link(encode, "LATENT", run, "latent_image")
+    run = _sampler_custom_advanced(col, (invert, "noise"), (guider, "GUIDER"), sampler, sigmas, (encode, "LATENT"))
     decoded = col.add("VAEDecode", 46)
     g.link(run, "output", decoded, "samples")
     g.link(vae, "VAE", decoded, "vae")
