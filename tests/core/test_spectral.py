@@ -157,6 +157,83 @@ def test_frame_batch_layout_filters_over_frames(algo):
     torch.testing.assert_close(mixed_frames, mixed_video[0].permute(1, 0, 2, 3))
 
 
+# ----------------------------------------------------------------------------------------------- VP mix
+def reference_variance_preserving_mix(x, n, mask):
+    """IFFT(M X + sqrt(1 - M^2) N) with full complex FFTs in float64."""
+    X = torch.fft.fftn(x.double(), dim=(-3, -2, -1))
+    N = torch.fft.fftn(n.double(), dim=(-3, -2, -1))
+    m = mask.double()
+    return torch.fft.ifftn(m * X + torch.sqrt(1 - m * m) * N, dim=(-3, -2, -1)).real
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "butterworth", "ideal", "box"])
+def test_variance_preserving_mix_equals_the_textbook_formula(algo, kind):
+    sp = algo.spectral
+    x, n = torch.randn(2, 3, 5, 6, 7), torch.randn(2, 3, 5, 6, 7)
+    lpf = sp.LowPassFilter(kind, 0.4, 0.3, 2)
+    got = sp.frequency_mix(x, n, lpf, high_weight=sp.HIGH_WEIGHT_VARIANCE_PRESERVING)
+    want = reference_variance_preserving_mix(x, n, lpf.mask(5, 6, 7))
+    torch.testing.assert_close(got.double(), want, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["ideal", "box"])
+def test_variance_preserving_mix_is_the_freeinit_mix_for_binary_masks(algo, kind):
+    sp = algo.spectral
+    x, n = torch.randn(1, 4, 7, 8, 10), torch.randn(1, 4, 7, 8, 10)
+    lpf = sp.LowPassFilter(kind, 0.45, 0.5)
+    assert 0.0 < lpf.kept_fraction(7, 8, 10) < 1.0
+    vp = sp.frequency_mix(x, n, lpf, high_weight=sp.HIGH_WEIGHT_VARIANCE_PRESERVING)
+    torch.testing.assert_close(vp, sp.frequency_mix(x, n, lpf), atol=1e-6, rtol=0)
+    torch.testing.assert_close(vp.double(), reference_mix(x, n, lpf.mask(7, 8, 10)), atol=2e-5, rtol=0)
+
+
+def test_variance_preserving_mix_keeps_unit_variance_where_freeinit_lowers_it(algo):
+    sp = algo.spectral
+    g = torch.Generator().manual_seed(0)
+    x, n = (torch.randn(1, 4, 16, 64, 64, generator=g) for _ in range(2))   # independent, 262144 values each
+    lpf = sp.LowPassFilter("gaussian", 0.5, 0.5)
+    m = lpf.mask(16, 64, 64)
+    # Parseval: the output variance is the mean per-bin gain, M^2 + (1 - M)^2 resp. M^2 + 1 - M^2 = 1.
+    assert float((m ** 2 + (1 - m) ** 2).mean()) == pytest.approx(0.744, abs=0.005)
+    freeinit = sp.frequency_mix(x, n, lpf)
+    vp = sp.frequency_mix(x, n, lpf, high_weight=sp.HIGH_WEIGHT_VARIANCE_PRESERVING)
+    assert float(vp.var()) == pytest.approx(1.0, abs=0.02)       # sampling error of the variance: ~0.003
+    assert float(freeinit.var()) == pytest.approx(0.744, abs=0.02)
+    assert float(freeinit.var()) < 0.9
+
+
+class ConstantMask:
+    """A stand-in filter whose gain is `value` in every bin (no LowPassFilter kind is 1 everywhere and soft)."""
+
+    kind = "gaussian"
+
+    def __init__(self, value):
+        self.value = value
+
+    def half_mask(self, t, h, w, device=None):
+        return torch.full((t, h, w // 2 + 1), self.value, dtype=torch.float32, device=device)
+
+
+def test_variance_preserving_mix_end_points_dtype_and_layout(algo):
+    sp = algo.spectral
+    vp = sp.HIGH_WEIGHT_VARIANCE_PRESERVING
+    x, n = torch.randn(1, 4, 6, 8, 8), torch.randn(1, 4, 6, 8, 8)
+    # M = 1 returns the low source, M = 0 the high source (exactly), on the soft-mask path
+    torch.testing.assert_close(sp.frequency_mix(x, n, ConstantMask(1.0), high_weight=vp), x, atol=1e-5, rtol=0)
+    assert torch.equal(sp.frequency_mix(x, n, ConstantMask(0.0), high_weight=vp), n)
+    assert torch.equal(sp.frequency_mix(x, n, sp.LowPassFilter("gaussian", 0.0, 0.5), high_weight=vp), n)
+    torch.testing.assert_close(sp.frequency_mix(x, n, sp.LowPassFilter("box", 1.0, 1.0), high_weight=vp), x,
+                               atol=1e-5, rtol=0)
+    half = sp.frequency_mix(x.to(torch.bfloat16), n.to(torch.bfloat16), sp.DEFAULT_FILTER, high_weight=vp)
+    assert half.dtype == torch.bfloat16
+    frames = x[0].permute(1, 0, 2, 3).contiguous()
+    noise_frames = n[0].permute(1, 0, 2, 3).contiguous()
+    torch.testing.assert_close(sp.frequency_mix(frames, noise_frames, sp.DEFAULT_FILTER, high_weight=vp),
+                               sp.frequency_mix(x, n, sp.DEFAULT_FILTER, high_weight=vp)[0].permute(1, 0, 2, 3))
+    with pytest.raises(ValueError, match="variance_preserving"):
+        sp.frequency_mix(x, n, sp.DEFAULT_FILTER, high_weight="sqrt")
+
+
 def test_other_ranks_are_rejected(algo):
     with pytest.raises(ValueError, match="video latent"):
         algo.spectral.detect_layout(torch.zeros(4, 8, 8))
