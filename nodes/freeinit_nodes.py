@@ -62,25 +62,15 @@ class FreeInit(io.ComfyNode):
                 Filter.Input("filter", optional=True,
                              tooltip="Low-pass filter deciding what survives between passes. Unconnected: "
                                      "gaussian, d_s = d_t = 0.25 (the paper)."),
-                # Optional and last: older saved workflows and API prompts lack it and keep the paper's mix.
-                io.Combo.Input("noise_mix", options=list(core.NOISE_MIXES), default=core.MIX_FREEINIT,
-                               optional=True,
-                               tooltip="How the kept low band and the fresh noise are mixed. freeinit: "
-                                       "M * low + (1 - M) * fresh, the paper's and the official code's mix. "
-                                       "freqprior: M * low + sqrt(1 - M^2) * fresh, FreqPrior's "
-                                       "variance-preserving mix (a soft filter then does not lower the start's "
-                                       "variance in the mixed band). With an ideal or box filter the two are "
-                                       "identical."),
             ],
             outputs=[io.Model.Output(tooltip="The model, cloned, with FreeInit attached (the input is unchanged).")],
         )
 
     @classmethod
     def execute(cls, model, passes: int, renoise_sigma: float, coarse_to_fine: bool,
-                filter: Optional[LowPassFilter] = None, noise_mix: str = core.MIX_FREEINIT) -> io.NodeOutput:
+                filter: Optional[LowPassFilter] = None) -> io.NodeOutput:
         resolve_renoise_sigma(model.get_model_object("model_sampling"), renoise_sigma)   # type and range, up front
-        settings = FreeInitSettings(int(passes), filter or DEFAULT_FILTER, float(renoise_sigma), bool(coarse_to_fine),
-                                    core.check_mix(noise_mix))
+        settings = FreeInitSettings(int(passes), filter or DEFAULT_FILTER, float(renoise_sigma), bool(coarse_to_fine))
         patched = model.clone()
         # Stacking: a second FreeInit replaces the first (on the clone only) instead of multiplying the passes.
         if wrappers.replace_pack_wrapper(patched, comfy.patcher_extension.WrappersMP.OUTER_SAMPLE,

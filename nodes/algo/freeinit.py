@@ -5,10 +5,6 @@ noise, keeps the spatio-temporal low band of that, and fills the high band with 
 
     z'_T = IFFT( M * FFT(renoise(z0, eps_0, sigma_T)) + (1 - M) * FFT(eta) )
 
-The optional "freqprior" mix weights FFT(eta) by sqrt(1 - M^2) instead (variance-preserving mix motivated by
-FreqPrior, Yuan et al., ICLR 2025), so a soft mask does not lower the start's per-frequency variance; for binary
-masks (ideal, box) it is the same mix.
-
 Everything here is in "noise units": the tensor a NOISE object hands to the sampler, which the sampler scales to
 its starting level. For flow-matching models (x = (1 - s) x0 + s eps, sigma_max = 1) noise units are x itself;
 for variance-exploding sigma spaces (x = x0 + s eps: EPS, V, EDM and Cosmos RFlow models) they are
@@ -26,7 +22,7 @@ import math
 
 import torch
 
-from .spectral import HIGH_WEIGHT_COMPLEMENT, HIGH_WEIGHT_VARIANCE_PRESERVING, LowPassFilter, frequency_mix
+from .spectral import LowPassFilter, frequency_mix
 
 # SD 1.x scaled_linear betas (0.00085 -> 0.012, 1000 steps): sigma at t = 999.
 SD_SIGMA_AT_T999 = 14.614641
@@ -35,19 +31,6 @@ VE_SNR_MATCHED_SIGMA = SD_SIGMA_AT_T999
 
 FLOW = "flow"                  # x = (1 - s) x0 + s eps
 VARIANCE_EXPLODING = "ve"      # x = x0 + s eps
-
-# How the re-initialisation mixes the two spectra (see module doc).
-MIX_FREEINIT = "freeinit"      # (1 - M) * FFT(eta): the paper and its official code
-MIX_FREQPRIOR = "freqprior"    # sqrt(1 - M^2) * FFT(eta): variance-preserving
-NOISE_MIXES = (MIX_FREEINIT, MIX_FREQPRIOR)
-_HIGH_WEIGHT = {MIX_FREEINIT: HIGH_WEIGHT_COMPLEMENT, MIX_FREQPRIOR: HIGH_WEIGHT_VARIANCE_PRESERVING}
-
-
-def check_mix(mix: str) -> str:
-    """`mix` if it names a noise mix, else a ValueError listing the valid ones."""
-    if mix not in NOISE_MIXES:
-        raise ValueError(f"noise mix {mix!r} is not one of {', '.join(NOISE_MIXES)}")
-    return mix
 
 
 def renoise(z0: torch.Tensor, noise: torch.Tensor, sigma: float, parameterisation: str) -> torch.Tensor:
@@ -71,19 +54,18 @@ def signal_fraction(sigma: float, parameterisation: str) -> float:
 
 
 def reinitialise(z0: torch.Tensor, first_noise: torch.Tensor, fresh_noise: torch.Tensor, lpf: LowPassFilter,
-                 sigma: float, parameterisation: str, mix: str = MIX_FREEINIT) -> torch.Tensor:
+                 sigma: float, parameterisation: str) -> torch.Tensor:
     """The FreeInit starting noise: low band of renoise(z0, first_noise), high band of fresh_noise.
 
     z0: the previous pass's result in the model's latent space ([B,C,T,H,W] or a [T,C,H,W] frame batch).
-    first_noise, fresh_noise: standard normal tensors of z0's shape. mix: MIX_FREEINIT (fresh noise weighted by
-    1 - M) or MIX_FREQPRIOR (by sqrt(1 - M^2)). Returns noise units, z0's dtype; the FFT runs in float32.
+    first_noise, fresh_noise: standard normal tensors of z0's shape. Returns noise units, z0's dtype; the FFT runs
+    in float32.
     """
-    check_mix(mix)
     for name, t in (("first_noise", first_noise), ("fresh_noise", fresh_noise)):
         if t.shape != z0.shape:
             raise ValueError(f"{name} has shape {tuple(t.shape)}, the latent {tuple(z0.shape)}")
     noised = renoise(z0.to(torch.float32), first_noise.to(torch.float32), sigma, parameterisation)
-    return frequency_mix(noised, fresh_noise.to(torch.float32), lpf, high_weight=_HIGH_WEIGHT[mix]).to(z0.dtype)
+    return frequency_mix(noised, fresh_noise.to(torch.float32), lpf).to(z0.dtype)
 
 
 def coarse_to_fine_steps(total_steps: int, pass_index: int, passes: int) -> int:

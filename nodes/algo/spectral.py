@@ -21,11 +21,6 @@ Normalised frequency: 1 = Nyquist on every axis. With f = fftfreq(N) (cycles/sam
 
 A zero cut-off keeps nothing (M = 0 everywhere: pure fresh noise).
 
-Mixing two spectra (``frequency_mix``) weights the high-band source by 1 - M (FreeInit) or by sqrt(1 - M^2), the
-variance-preserving weight motivated by FreqPrior (Yuan et al., ICLR 2025): for independent unit-variance sources
-every bin keeps variance M^2 + (1 - M^2) = 1, where FreeInit's M^2 + (1 - M)^2 dips below 1 wherever 0 < M < 1.
-For binary masks (ideal, box) the two weights are the same.
-
 All FFTs run in float32 whatever the input dtype (torch has no bf16 FFT and fp16 FFT is lossy / partial); results
 are cast back to the input dtype.
 """
@@ -39,12 +34,6 @@ from typing import Tuple
 import torch
 
 FILTER_TYPES = ("gaussian", "butterworth", "ideal", "box")
-BINARY_FILTER_TYPES = ("ideal", "box")          # M is 0 or 1 in every bin
-
-# Weight of the high-band source's spectrum in frequency_mix.
-HIGH_WEIGHT_COMPLEMENT = "complement"                     # 1 - M (FreeInit)
-HIGH_WEIGHT_VARIANCE_PRESERVING = "variance_preserving"   # sqrt(1 - M^2) (FreqPrior)
-HIGH_WEIGHTS = (HIGH_WEIGHT_COMPLEMENT, HIGH_WEIGHT_VARIANCE_PRESERVING)
 
 # Latent grid used to report kept fractions when no shape is given: Wan 2.1 at 480x832, 81 frames.
 REFERENCE_GRID = (21, 60, 104)
@@ -189,42 +178,18 @@ def lowpass(x: torch.Tensor, lpf: LowPassFilter, layout: str | None = None) -> t
     return _from_video_view(_lowpass_video(video, lpf), layout).to(x.dtype)
 
 
-def _variance_preserving_mix_video(low: torch.Tensor, high: torch.Tensor, lpf: LowPassFilter) -> torch.Tensor:
-    """IFFT(M * FFT(low) + sqrt(1 - M^2) * FFT(high)) of float32 [..., T, H, W] tensors via half spectra.
-
-    The two sources carry different weights, so the one-FFT-pair form of the complement mix does not apply; written
-    as high + IFFT(M * FFT(low) + (sqrt(1 - M^2) - 1) * FFT(high)) so that M = 0 still returns high exactly.
-    """
-    t, h, w = low.shape[-3:]
-    mask = lpf.half_mask(t, h, w, device=low.device)
-    # clamp: 1 - M^2 can round below 0 where M is 1 (sqrt would give NaN)
-    high_gain = torch.sqrt((1.0 - mask * mask).clamp_(min=0.0)) - 1.0
-    spectrum = torch.fft.rfftn(low, dim=(-3, -2, -1))
-    spectrum *= mask
-    spectrum += torch.fft.rfftn(high, dim=(-3, -2, -1)) * high_gain
-    return high + torch.fft.irfftn(spectrum, s=(t, h, w), dim=(-3, -2, -1))
-
-
 def frequency_mix(low_source: torch.Tensor, high_source: torch.Tensor, lpf: LowPassFilter,
-                  layout: str | None = None, high_weight: str = HIGH_WEIGHT_COMPLEMENT) -> torch.Tensor:
-    """IFFT(M * FFT(low_source) + W * FFT(high_source)) over (t, h, w), W = 1 - M (high_weight "complement",
-    FreeInit) or W = sqrt(1 - M^2) ("variance_preserving", FreqPrior).
+                  layout: str | None = None) -> torch.Tensor:
+    """IFFT(M * FFT(low_source) + (1 - M) * FFT(high_source)) over (t, h, w).
 
-    Both inputs share a shape ([B,C,T,H,W] or [T,C,H,W]); the result has low_source's dtype. The complement mix is
-    computed as high + IFFT(M * FFT(low - high)), the same linear map with one FFT pair instead of three
-    transforms: M = 0 returns high_source exactly, M = 1 returns low_source up to float32 rounding. The
-    variance-preserving mix needs three transforms (its W is not 1 - M) and has the same two end points; for
-    binary filters (ideal, box) W = 1 - M, so it takes the complement path and is bit-identical to it.
+    Both inputs share a shape ([B,C,T,H,W] or [T,C,H,W]); the result has low_source's dtype. Computed as
+    high + IFFT(M * FFT(low - high)), which is the same linear map with one FFT pair instead of three transforms:
+    M = 0 returns high_source exactly, M = 1 returns low_source up to float32 rounding.
     """
-    if high_weight not in HIGH_WEIGHTS:
-        raise ValueError(f"high_weight {high_weight!r} is not one of {', '.join(HIGH_WEIGHTS)}")
     if low_source.shape != high_source.shape:
         raise ValueError(f"cannot mix spectra of shapes {tuple(low_source.shape)} and {tuple(high_source.shape)}")
     layout = layout or detect_layout(low_source)
     low = _to_video_view(low_source, layout).to(torch.float32)
     high = _to_video_view(high_source, layout).to(torch.float32)
-    if high_weight == HIGH_WEIGHT_VARIANCE_PRESERVING and lpf.kind not in BINARY_FILTER_TYPES:
-        mixed = _variance_preserving_mix_video(low, high, lpf)
-    else:
-        mixed = high + _lowpass_video(low - high, lpf)
+    mixed = high + _lowpass_video(low - high, lpf)
     return _from_video_view(mixed, layout).to(low_source.dtype)

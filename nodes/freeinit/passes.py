@@ -30,11 +30,6 @@ class FreeInitSettings:
     lpf: LowPassFilter
     renoise_sigma: float          # 0 = automatic (renoise.default_renoise_sigma)
     coarse_to_fine: bool
-    # Last and defaulted, so settings built without it keep the paper's mix.
-    mix: str = core.MIX_FREEINIT  # core.NOISE_MIXES
-
-    def __post_init__(self):
-        core.check_mix(self.mix)
 
 
 def pass_step_counts(settings: FreeInitSettings, steps: int) -> List[int]:
@@ -72,8 +67,8 @@ def run_passes(settings: FreeInitSettings, patcher, noise: torch.Tensor, latent_
     validation.noise_for_freeinit(noise)
     step_counts = pass_step_counts(settings, len(sigmas) - 1)
     total = sum(step_counts)
-    log.info("FreeInit: %d passes, %s, %s mix, re-noise sigma %.4f (%s), steps per pass %s", settings.passes,
-             settings.lpf.describe(), settings.mix, sigma_renoise, kind, step_counts)
+    log.info("FreeInit: %d passes, %s, re-noise sigma %.4f (%s), steps per pass %s", settings.passes,
+             settings.lpf.describe(), sigma_renoise, kind, step_counts)
 
     result = first_result = None
     done = 0
@@ -87,7 +82,7 @@ def run_passes(settings: FreeInitSettings, patcher, noise: torch.Tensor, latent_
             validation.finite(result, f"result of FreeInit pass {index}")
             pass_noise = renoise.reinitialised_noise(
                 patcher, result, noise, validation.pass_seed(seed, index), settings.lpf, sigma_renoise,
-                latent_image, float(pass_sigmas[0]), settings.mix).to(noise.dtype)
+                latent_image, float(pass_sigmas[0])).to(noise.dtype)
             comfy.model_management.soft_empty_cache()
         result = sample_pass(pass_noise, pass_sigmas, progress.offset_callback(callback, done, total))
         first_result = result if index == 0 else first_result

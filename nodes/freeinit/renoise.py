@@ -42,16 +42,16 @@ def fresh_noise_like(reference: torch.Tensor, seed: int) -> torch.Tensor:
 
 def reinitialised_noise(patcher, previous: torch.Tensor, first_noise: torch.Tensor, fresh_seed: int,
                         lpf: LowPassFilter, sigma_renoise: float, latent_image: torch.Tensor,
-                        first_sigma: float, mix: str = core.MIX_FREEINIT) -> torch.Tensor:
+                        first_sigma: float) -> torch.Tensor:
     """The NOISE (float32) that makes a sampler whose schedule starts at `first_sigma` start at FreeInit's
     re-initialisation of `previous` (a finished pass, VAE space): low band of renoise(previous, first_noise),
-    high band fresh noise from `fresh_seed`, mixed as `mix` (core.NOISE_MIXES)."""
+    high band fresh noise from `fresh_seed`."""
     model_sampling = patcher.get_model_object("model_sampling")
     kind = sampling.parameterisation(model_sampling)
     z0 = patcher.model.process_latent_in(previous.to(torch.float32))
     first = first_noise.to(z0.device, torch.float32)
     fresh = fresh_noise_like(first, fresh_seed)
-    mixed = core.reinitialise(z0, first, fresh, lpf, sigma_renoise, kind, mix)
+    mixed = core.reinitialise(z0, first, fresh, lpf, sigma_renoise, kind)
     return _noise_for_mixed(mixed, patcher, latent_image, model_sampling, first_sigma)
 
 
@@ -73,8 +73,7 @@ class ReinitialisedNoise:
     """NOISE for SamplerCustomAdvanced whose sample starts at the FreeInit re-initialisation of a finished pass
     (the FreeInit Noise Reinit node's output)."""
 
-    def __init__(self, model, previous_samples, batch_index, lpf, first_seed, fresh_seed, renoise_sigma,
-                 mix: str = core.MIX_FREEINIT):
+    def __init__(self, model, previous_samples, batch_index, lpf, first_seed, fresh_seed, renoise_sigma):
         self.seed = int(fresh_seed)
         self.model = model
         self.previous = previous_samples
@@ -82,7 +81,6 @@ class ReinitialisedNoise:
         self.lpf = lpf
         self.first_seed = int(first_seed)
         self.renoise_sigma = float(renoise_sigma)
-        self.mix = core.check_mix(mix)
 
     def generate_noise(self, input_latent):
         samples = compat.fix_empty_latent_channels(self.model, input_latent["samples"])
@@ -94,4 +92,4 @@ class ReinitialisedNoise:
         sigma_renoise = resolve_renoise_sigma(model_sampling, self.renoise_sigma)
         first = comfy.sample.prepare_noise(self.previous, self.first_seed, self.batch_index).to(torch.float32)
         return reinitialised_noise(self.model, self.previous, first, self.seed, self.lpf, sigma_renoise, samples,
-                                   float(model_sampling.sigma_max), self.mix).to(torch.float32)
+                                   float(model_sampling.sigma_max)).to(torch.float32)

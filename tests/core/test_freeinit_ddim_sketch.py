@@ -51,44 +51,6 @@ def test_reinitialise_keeps_dtype_and_rejects_shape_mismatch(algo):
         fi.reinitialise(z0, torch.randn(1, 2, 3, 4, 5), torch.randn(1, 2, 3, 4, 4), sp.DEFAULT_FILTER, 0.9, fi.FLOW)
 
 
-@pytest.mark.parametrize("kind", ["ideal", "box"])
-def test_freqprior_mix_is_the_freeinit_mix_for_binary_filters(algo, kind):
-    fi, sp = algo.freeinit, algo.spectral
-    z0, first, fresh = (torch.randn(1, 4, 7, 8, 10) for _ in range(3))
-    lpf = sp.LowPassFilter(kind, 0.45, 0.5)
-    freeinit = fi.reinitialise(z0, first, fresh, lpf, 0.9, fi.FLOW, fi.MIX_FREEINIT)
-    freqprior = fi.reinitialise(z0, first, fresh, lpf, 0.9, fi.FLOW, fi.MIX_FREQPRIOR)
-    torch.testing.assert_close(freqprior, freeinit, atol=1e-6, rtol=0)
-    assert torch.equal(fi.reinitialise(z0, first, fresh, lpf, 0.9, fi.FLOW), freeinit)     # the default
-
-
-def test_freqprior_mix_keeps_the_starts_variance_for_a_gaussian_filter(algo):
-    fi, sp = algo.freeinit, algo.spectral
-    g = torch.Generator().manual_seed(1)
-    z0, first, fresh = (torch.randn(1, 4, 16, 64, 64, generator=g) for _ in range(3))
-    lpf = sp.LowPassFilter("gaussian", 0.5, 0.5)
-    # sigma = 1 (flow) keeps nothing of z0: the low source is the first noise, independent of the fresh one
-    freeinit = fi.reinitialise(z0, first, fresh, lpf, 1.0, fi.FLOW, fi.MIX_FREEINIT)
-    freqprior = fi.reinitialise(z0, first, fresh, lpf, 1.0, fi.FLOW, fi.MIX_FREQPRIOR)
-    assert float(freqprior.var()) == pytest.approx(1.0, abs=0.02)
-    assert float(freeinit.var()) < 0.8                              # M^2 + (1 - M)^2 averages 0.744 here
-
-
-def test_reinitialise_mix_end_points_and_unknown_mix(algo):
-    fi, sp = algo.freeinit, algo.spectral
-    z0, first, fresh = (torch.randn(1, 2, 5, 8, 8) for _ in range(3))
-    renoised = fi.renoise(z0, first, 0.9, fi.FLOW)
-    everything, nothing = sp.LowPassFilter("box", 1.0, 1.0), sp.LowPassFilter("gaussian", 0.0, 0.25)
-    torch.testing.assert_close(fi.reinitialise(z0, first, fresh, everything, 0.9, fi.FLOW, fi.MIX_FREQPRIOR),
-                               renoised, atol=1e-5, rtol=0)
-    assert torch.equal(fi.reinitialise(z0, first, fresh, nothing, 0.9, fi.FLOW, fi.MIX_FREQPRIOR), fresh)
-    assert fi.NOISE_MIXES == ("freeinit", "freqprior")
-    with pytest.raises(ValueError, match="freeinit, freqprior"):
-        fi.reinitialise(z0, first, fresh, sp.DEFAULT_FILTER, 0.9, fi.FLOW, "freeprior")
-    with pytest.raises(ValueError, match="freeinit, freqprior"):
-        fi.check_mix("FreeInit")
-
-
 def test_coarse_to_fine_steps_follow_the_official_schedule(algo):
     fi = algo.freeinit
     # the official pipeline (use_fast_sampling): iteration i of num_iters runs int(N / num_iters * (i + 1)) steps

@@ -24,12 +24,10 @@ def lpf_node(kind="gaussian", ds=0.25, dt=0.25, n=4):
                              butterworth_order=n)
 
 
-def freeinit(model, passes=2, lpf=None, renoise_sigma=0.0, coarse_to_fine=False, noise_mix=None):
+def freeinit(model, passes=2, lpf=None, renoise_sigma=0.0, coarse_to_fine=False):
     inputs = dict(model=model, passes=passes, renoise_sigma=renoise_sigma, coarse_to_fine=coarse_to_fine)
     if lpf is not None:
         inputs["filter"] = lpf
-    if noise_mix is not None:
-        inputs["noise_mix"] = noise_mix
     return harness.call_node("FADE_FreeInit", **inputs)[0]
 
 
@@ -194,25 +192,6 @@ def test_reinit_node_matches_the_freeinit_model_patch(models):
     ms = model.get_model_object("model_sampling")
     torch.testing.assert_close(noise.generate_noise(latent).double(), start_in_noise_units(ms, recorder, 1),
                                atol=1e-5, rtol=0)
-
-
-def test_freqprior_noise_mix_changes_soft_filters_only(models):
-    """noise_mix="freqprior" weights the fresh noise by sqrt(1 - M^2): a different sample with a gaussian filter,
-    the same one with a box filter (M is 0 or 1 there, so both mixes coincide)."""
-    model = models("wan21")
-    latent = small_latent("wan21")
-    pos, neg = tm.conditioning("wan21", 1), tm.conditioning("wan21", 2)
-    run = lambda lpf, mix: tm.sample(freeinit(model, passes=2, lpf=lpf, noise_mix=mix), latent, pos, neg,
-                                     steps=STEPS, seed=9)
-    gaussian, box = lpf_node("gaussian", 0.5, 0.5)[0], lpf_node("box", 0.5, 0.5)[0]
-    assert 0.0 < box.kept_fraction(*latent["samples"].shape[-3:]) < 1.0
-    default = run(gaussian, None)
-    assert torch.equal(run(gaussian, "freeinit"), default)             # the default is the paper's mix
-    freqprior = run(gaussian, "freqprior")
-    assert torch.isfinite(freqprior).all() and (freqprior - default).abs().max() > 1e-3
-    assert torch.equal(run(box, "freqprior"), run(box, "freeinit"))
-    with pytest.raises(ValueError, match="freeinit, freqprior"):
-        freeinit(model, noise_mix="variance_preserving")
 
 
 def test_renoise_default_keeps_the_papers_signal_fraction(models):

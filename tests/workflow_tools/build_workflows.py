@@ -233,12 +233,11 @@ def _freeinit_and_prompt(g: UIGraph, model, clip, freeinit_group: str):
     the empty video latent. Returns (freeinit, positive, negative, latent)."""
     lpf = g.add("FADE_GaussianLPF3D", (420, 40), (380, 330), color=FADE_COLOR,
                 widgets={"filter_type": "gaussian", "spatial_cutoff": 0.25, "temporal_cutoff": 0.25})
-    # 180 tall: room for the fourth widget (noise_mix) in classic and Vue-nodes mode; the preview moves down.
-    freeinit = g.add("FADE_FreeInit", (420, 410), (380, 180), color=FADE_COLOR,
-                     widgets={"passes": 3, "renoise_sigma": 0.0, "coarse_to_fine": False, "noise_mix": "freeinit"})
+    freeinit = g.add("FADE_FreeInit", (420, 410), (380, 150), color=FADE_COLOR,
+                     widgets={"passes": 3, "renoise_sigma": 0.0, "coarse_to_fine": False})
     g.link(model, "MODEL", freeinit, "model")
     g.link(lpf, "filter", freeinit, "filter")
-    response = g.add("PreviewImage", (420, 630), (380, 170), title="Filter response")
+    response = g.add("PreviewImage", (420, 600), (380, 200), title="Filter response")
     g.link(lpf, "response", response, "images")
     g.group(freeinit_group, (410, -40, 400, 860))
 
