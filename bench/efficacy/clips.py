@@ -1,7 +1,7 @@
 """Seeded synthetic clips for the efficacy benchmark, and the lossless "VAE" the tiny model works in.
 
 A clip is T frames of H x W RGB in [0, 1]: one (or two) coloured squares / discs moving in straight lines at
-constant velocity over a grey (optionally textured) background. Its "prompt" is two tokens, colour and shape;
+constant velocity over a dark grey (optionally textured) background. Its "prompt" is two tokens, colour and shape;
 the text context the model cross-attends to is a fixed seeded 4096-d vector per token (the width ComfyUI's Wan
 loader assumes for the text embedding), so any prompt is reproducible without a text encoder.
 
@@ -16,14 +16,20 @@ import math
 
 import torch
 
+# Bright tints on a dark background: every object differs from the background mostly along one shared
+# (luminance) direction, colour is a smaller offset. With saturated colours on mid-grey the colours' latent
+# directions were nearly opposite (red vs blue: cosine -0.4), so recolouring an object meant a different
+# noise projection carried it and inverted edits moved it (IoU 0.05 at cfg 1); here the cosine is about 0.8,
+# as an object's luminance structure persists under recolouring in real video.
 COLOURS = {
-    "red": (0.90, 0.15, 0.15),
-    "green": (0.15, 0.80, 0.20),
-    "blue": (0.20, 0.30, 0.95),
-    "yellow": (0.95, 0.85, 0.10),
+    "red": (0.95, 0.50, 0.50),
+    "green": (0.50, 0.95, 0.50),
+    "blue": (0.50, 0.55, 0.95),
+    "yellow": (0.90, 0.85, 0.45),
 }
 SHAPES = ("square", "disc")
-BACKGROUND = 0.5
+BACKGROUND = 0.15
+RADIUS = (4.5, 7.0)     # half size range in px: large enough that a square's corners span several patches
 FRAMES, SIZE = 5, 32
 TEXT_DIM = 4096
 LATENT_SCALE = 2.0      # latent std ~0.33 (flat grey is 0): enough signal against unit noise at mid sigmas
@@ -61,7 +67,7 @@ def random_clip(gen, size=SIZE, frames=FRAMES, n_objects=1, texture=0.0, colour=
     for i in range(n_objects):
         c = colour if (colour and i == 0) else list(COLOURS)[torch.randint(len(COLOURS), (), generator=gen)]
         s = shape if (shape and i == 0) else SHAPES[torch.randint(len(SHAPES), (), generator=gen)]
-        r = u(3.5, 6.5)
+        r = u(*RADIUS)
         lo, hi = r + 1.0, size - 1.0 - r
         p0 = (u(lo, hi), u(lo, hi))
         p1 = (u(lo, hi), u(lo, hi))

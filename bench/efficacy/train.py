@@ -81,16 +81,17 @@ def save(ema, step, seconds, args, losses):
     from safetensors.torch import save_file
     OUT.mkdir(exist_ok=True)
     sd = {k: v.detach().to(torch.float16).contiguous() for k, v in ema.state_dict().items()}
-    tmp = OUT / (NAME + ".tmp")
+    tmp = OUT / (args.name + ".tmp")
     save_file(sd, str(tmp), metadata={"step": str(step)})
-    os.replace(tmp, OUT / (NAME + ".safetensors"))
+    os.replace(tmp, OUT / (args.name + ".safetensors"))
     meta = dict(config=CONFIG, train_shift=TRAIN_SHIFT, seed=args.seed, step=step, batch=args.batch, lr=args.lr,
+                decay=args.decay, init=args.init and Path(args.init).name,
                 ema=args.ema, seconds=round(seconds), threads=torch.get_num_threads(),
                 params=sum(v.numel() for v in sd.values()), frames=clips.FRAMES, size=clips.SIZE,
                 colours=list(clips.COLOURS), shapes=list(clips.SHAPES), context_seed=clips.CONTEXT_SEED,
                 recent_loss=round(sum(losses[-200:]) / max(1, len(losses[-200:])), 5),
                 torch=torch.__version__)
-    (OUT / (NAME + ".json")).write_text(json.dumps(meta, indent=1) + "\n")
+    (OUT / (args.name + ".json")).write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def main():
@@ -102,6 +103,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--save-every", type=float, default=240, help="seconds")
+    ap.add_argument("--init", default=None, help="warm-start from these weights (a save of this script)")
+    ap.add_argument("--name", default=NAME, help="output file stem under model/")
+    ap.add_argument("--decay", choices=("none", "cosine"), default="none",
+                    help="learning-rate schedule after warm-up (cosine: to lr/10 at --minutes)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -111,11 +116,14 @@ def main():
     ms.set_parameters(shift=TRAIN_SHIFT, multiplier=1000)
 
     model = build(args.seed)
+    if args.init:
+        from safetensors.torch import load_file
+        model.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(args.seed + 1)
     OUT.mkdir(exist_ok=True)
-    logf = open(OUT / (NAME + ".log"), "w")
+    logf = open(OUT / (args.name + ".log"), "w")
 
     def log(msg):
         line = f"{time.strftime('%H:%M:%S')} {msg}"
@@ -138,6 +146,9 @@ def main():
         v = model(xt, ms.timestep(s), ctx)
         loss = torch.nn.functional.mse_loss(v, eps - x0)
         warm = min(1.0, (step + 1) / 300)
+        if args.decay == "cosine":
+            done = min(1.0, (time.time() - t0) / (args.minutes * 60))
+            warm *= 0.1 + 0.45 * (1 + math.cos(math.pi * done))
         for grp in opt.param_groups:
             grp["lr"] = args.lr * warm
         opt.zero_grad(set_to_none=True)
