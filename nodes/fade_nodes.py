@@ -48,8 +48,8 @@ class DDIMInvert(io.ComfyNode):
                              tooltip="Fixed-point iterations per step that make the sampler's own step land back "
                                      "on the source, one extra model call each. 0 = plain DDIM inversion (the "
                                      "paper). On the pack's tiny trained Wan at 20-30 steps (README, measured "
-                                     "effect): refine 0 about 22 dB pixel PSNR, 1 worse (avoid), 2 about 30-35, "
-                                     "4 about 45-48."),
+                                     "effect): refine 0 about 29 dB pixel PSNR, 1 worse (avoid), 2 about 31, "
+                                     "4 about 52-57."),
                 io.Conditioning.Input("negative", optional=True,
                                       tooltip="Negative prompt for inversion guidance, needed only when cfg != 1."),
                 io.Model.Input("low_noise_model", optional=True,

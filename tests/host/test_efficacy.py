@@ -46,21 +46,23 @@ def test_fixture_loads_through_comfyui_detection(eff):
 def test_refine_reconstructs_far_better_than_plain_inversion(eff):
     run, env = eff
     table = run.section_inversion(env, run.sources(2, seed=21), [20], [0, 4])
-    # measured on 6 clips: refine 0 22.8 dB, refine 4 (the default) 45.4 dB
+    # measured on 6 clips: refine 0 29.3 dB, refine 4 (the default) 52.2 dB (worst clip 49.5)
     assert table["20x4"]["psnr_min"] >= table["20x0"]["psnr"] + 15.0
     assert table["20x4"]["psnr_min"] >= 38.0
 
 
-def test_fade_keeps_the_background_of_a_plain_inverted_edit(eff):
-    # Measured on 12 sources: background PSNR 29.9 dB plain, 35.1 with FADE at strength 1 (the default). The
-    # trajectory is not kept better on this weak model (5.7 px plain, 6.5 with FADE), so that is not asserted.
+def test_fade_halves_the_trajectory_error_of_a_plain_inverted_edit(eff):
+    # Measured on these 6 sources (default settings: unit, strength 1, K 4): trajectory error 4.76 px plain,
+    # 0.95 px with FADE; edit success (new colour, IoU >= 0.5) 0.17 plain, 1.00 with FADE.
     run, env = eff
     settings = [("plain inverted", None),
                 ("fade", dict(normalisation="unit", strength=1.0, sketch_blocks=4))]
     run_fade = _fade_only(run, env, settings)
     plain, fade = run_fade["plain inverted"], run_fade["fade"]
-    assert fade["bg_psnr"] >= plain["bg_psnr"] + 2.0
-    assert fade["colour_ok"] >= plain["colour_ok"] - 0.34
+    assert fade["traj_err"] <= 0.5 * plain["traj_err"]
+    assert fade["success"] >= plain["success"] + 0.5
+    assert fade["colour_ok"] >= 0.8
+    assert fade["bg_psnr"] >= plain["bg_psnr"] - 3.0
 
 
 def _fade_only(run, env, settings):
@@ -88,8 +90,9 @@ def _fade_only(run, env, settings):
 
 
 def test_freeinit_default_stays_within_the_drift_guards(eff):
-    # Measured on 16 samples: object area vs pass 1 x1.45 before later passes started at their re-noise sigma,
-    # x0.78 after; saturated pixels 0.27 % (1 pass), 0.51 % before, 0.21 % after.
+    # Measured on 16 samples: object area vs pass 1 x0.90, saturated pixels 0.03 % (1 pass) and 0.04 %, no
+    # background off-range. On the first fixture, before later passes started at their re-noise sigma, the area
+    # grew x1.45 and saturation doubled.
     run, env = eff
     prompts = [("red", "square"), ("blue", "disc")]
     table, _ = run.section_freeinit(env, prompts, [5, 6], quick=True)
