@@ -292,7 +292,7 @@ def fade_settings(quick):
     return out
 
 
-def section_fade(env, srcs, quick, refine=4, steps=EDIT_STEPS, guided_fraction=0.6):
+def section_fade(env, srcs, quick, refine=6, steps=EDIT_STEPS, guided_fraction=0.6):
     """Colour edits (same shape, new colour) from the inverted sources."""
     sigmas = env.sigmas(steps)
     box = env.filter("box", 0.67, 1.0)
@@ -447,7 +447,7 @@ def main(argv=None):
     if "fade" in sections:
         table, first = section_fade(env, srcs, q)
         result["fade"] = table
-        md.append("### FADE colour edit (same shape, new colour; inverted with refine 4)\n\n" + md_table(
+        md.append("### FADE colour edit (same shape, new colour; inverted with refine 6, the default)\n\n" + md_table(
             table, [("traj_err", "trajectory error px"), ("iou", "IoU"), ("bg_psnr", "background PSNR dB"),
                     ("colour_ok", "new colour"), ("success", "edit success")],
             {"traj_err": "{:.2f}", "iou": "{:.2f}", "bg_psnr": "{:.1f}", "colour_ok": "{:.2f}", "success": "{:.2f}"}))
