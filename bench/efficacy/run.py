@@ -39,6 +39,7 @@ SHIFT = 3.0            # the shift the model was trained with (ModelSamplingSD3 
 EDIT_CFG = 4.0
 T2V_CFG = 4.0
 EDIT_STEPS = 20
+INVERT_REFINE = 6      # DDIM Invert's default refine: the FADE edits invert as a user's graph would
 MASK_LEVEL = 0.2       # |pixel - grey| above this (max over RGB) is object; every training colour clears it
 SAT_MARGIN = 0.02      # decoded values beyond [0 - m, 1 + m] leave the training data's range
 BG_TOLERANCE = 0.03    # mean |background - grey| above this: the background left the training range
@@ -292,7 +293,7 @@ def fade_settings(quick):
     return out
 
 
-def section_fade(env, srcs, quick, refine=6, steps=EDIT_STEPS, guided_fraction=0.6):
+def section_fade(env, srcs, quick, refine=INVERT_REFINE, steps=EDIT_STEPS, guided_fraction=0.6):
     """Colour edits (same shape, new colour) from the inverted sources."""
     sigmas = env.sigmas(steps)
     box = env.filter("box", 0.67, 1.0)
@@ -447,7 +448,8 @@ def main(argv=None):
     if "fade" in sections:
         table, first = section_fade(env, srcs, q)
         result["fade"] = table
-        md.append("### FADE colour edit (same shape, new colour; inverted with refine 6, the default)\n\n" + md_table(
+        heading = f"### FADE colour edit (same shape, new colour; inverted with refine {INVERT_REFINE}, the default)"
+        md.append(heading + "\n\n" + md_table(
             table, [("traj_err", "trajectory error px"), ("iou", "IoU"), ("bg_psnr", "background PSNR dB"),
                     ("colour_ok", "new colour"), ("success", "edit success")],
             {"traj_err": "{:.2f}", "iou": "{:.2f}", "bg_psnr": "{:.1f}", "colour_ok": "{:.2f}", "success": "{:.2f}"}))

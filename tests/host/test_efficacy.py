@@ -77,7 +77,7 @@ def _fade_only(run, env, settings):
     per = {}
     for s in run.sources(12, seed=7):
         src = run.analyse(s["pix"])
-        noise, trajectory = env.invert(s["latent"], run.EDIT_STEPS, 6)
+        noise, trajectory = env.invert(s["latent"], run.EDIT_STEPS, run.INVERT_REFINE)
         for name, cfgd in settings:
             model = env.model
             if cfgd:
