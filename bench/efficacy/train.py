@@ -1,4 +1,4 @@
-"""Train the benchmark's tiny Wan 2.1 model on synthetic clips (CPU, one thread, runs in the background).
+"""Train the benchmark's tiny Wan 2.1 model on synthetic clips (CPU, --threads, runs in the background).
 
 The network is ComfyUI's own comfy.ldm.wan.model.WanModel (dim 128 = 1 head x 128, which is what ComfyUI's
 Wan detection requires; text_dim 4096, which it assumes), built with comfy.ops like a loaded checkpoint.
@@ -8,8 +8,12 @@ shift (the shift the benchmark samples with), so every sigma a sampler visits is
 Prompts: 10 % empty, 10 % colour only, 10 % shape only (cfg and an empty inversion prompt need these).
 Saves an EMA of the weights as fp16 safetensors (keys as a diffusion_models file, loadable by UNETLoader),
 its config JSON and the log, every --save-every seconds, so the run can be stopped at any time.
+--init warm-starts from a save; with --layers above its depth the saved blocks are spread over the deeper
+model and the new ones start as the identity (see grow()), so training resumes from the same function.
 
     OMP_NUM_THREADS=1 nohup python bench/efficacy/train.py --minutes 70 > /tmp/train.out 2>&1 &
+    python bench/efficacy/train.py --init bench/efficacy/model/tiny_wan_shapes.safetensors --layers 9 \
+        --name tiny_wan_shapes_deeper --lr 3e-4 --decay cosine
 """
 import argparse
 import copy
@@ -63,6 +67,33 @@ def build(seed):
     return model
 
 
+def grow(state, model):
+    """Warm-start a deeper model from a shallower save: the old blocks keep their order, spread evenly
+    (old i -> floor(i * new / old)); each new block starts as the identity (its self-attention, cross-attention
+    and FFN output projections zero), so the grown model computes exactly what the saved one did."""
+    def depth(keys):
+        return 1 + max(int(k.split(".")[1]) for k in keys if k.startswith("blocks."))
+    old, new = depth(state), len(model.blocks)
+    if old == new:
+        return state
+    if old > new:
+        raise SystemExit(f"--init has {old} blocks, --layers {new}: only growing is supported")
+    place = {i: i * new // old for i in range(old)}
+    out = {k: v for k, v in state.items() if not k.startswith("blocks.")}
+    for k, v in state.items():
+        if k.startswith("blocks."):
+            i, rest = k.split(".", 2)[1:]
+            out[f"blocks.{place[int(i)]}.{rest}"] = v
+    own = model.state_dict()
+    for j in sorted(set(range(new)) - set(place.values())):
+        for k, v in own.items():
+            if k.startswith(f"blocks.{j}."):
+                zero = k.endswith(("self_attn.o.weight", "self_attn.o.bias", "cross_attn.o.weight",
+                                   "cross_attn.o.bias", "ffn.2.weight", "ffn.2.bias"))
+                out[k] = torch.zeros_like(v) if zero else v
+    return out
+
+
 def batch(gen, n):
     """Model-space latents [n, 16, T, 16, 16] and contexts [n, 2, 4096] (with prompt dropout)."""
     xs, ids = [], []
@@ -105,11 +136,14 @@ def main():
     ap.add_argument("--save-every", type=float, default=240, help="seconds")
     ap.add_argument("--init", default=None, help="warm-start from these weights (a save of this script)")
     ap.add_argument("--name", default=NAME, help="output file stem under model/")
+    ap.add_argument("--layers", type=int, default=CONFIG["num_layers"],
+                    help="transformer blocks (more than --init has: new blocks start as the identity)")
     ap.add_argument("--decay", choices=("none", "cosine"), default="none",
                     help="learning-rate schedule after warm-up (cosine: to lr/10 at --minutes)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    CONFIG["num_layers"] = args.layers
     comfy_cpu()
     import comfy.model_sampling
     ms = comfy.model_sampling.ModelSamplingDiscreteFlow()
@@ -118,7 +152,7 @@ def main():
     model = build(args.seed)
     if args.init:
         from safetensors.torch import load_file
-        model.load_state_dict({k: v.float() for k, v in load_file(args.init).items()})
+        model.load_state_dict(grow({k: v.float() for k, v in load_file(args.init).items()}, model))
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(args.seed + 1)
