@@ -104,3 +104,36 @@ def test_freeinit_default_stays_within_the_drift_guards(eff):
     assert three["saturated"] <= one["saturated"] + 0.002
     assert three["bg_out"] <= one["bg_out"] + 0.25
     assert three["colour_ok"] >= 0.75
+
+
+def test_growing_the_model_deeper_keeps_its_function(comfy, monkeypatch):
+    """train.py --layers: a saved 2-block model grown to 4 blocks computes the same velocity (old blocks at
+    0 and 2, identity blocks at 1 and 3), so a deeper training phase resumes from the fixture, not from scratch."""
+    import comfy.cli_args
+    import torch
+    monkeypatch.setattr(comfy.cli_args.args, "cpu", comfy.cli_args.args.cpu)    # build() sets it
+    spec = importlib.util.spec_from_file_location("efficacy_train", EFFICACY_DIR / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    monkeypatch.setitem(train.CONFIG, "num_layers", 2)
+    small = train.build(0)
+    with torch.no_grad():
+        small.head.head.weight.normal_(0, 0.05)     # build() starts the head at zero: the output would be 0
+    monkeypatch.setitem(train.CONFIG, "num_layers", 4)
+    big = train.build(1)
+    big.load_state_dict(train.grow(small.state_dict(), big))
+    assert torch.equal(big.blocks[2].ffn[0].weight, small.blocks[1].ffn[0].weight)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 16, 5, 16, 16, generator=g)
+    ctx = torch.randn(1, 2, 4096, generator=g)
+    t = torch.tensor([500.0])
+    with torch.no_grad():
+        want, got = small(x, t, ctx), big(x, t, ctx)
+        fresh = train.build(1)
+        fresh.head.head.weight.copy_(small.head.head.weight)
+        other = fresh(x, t, ctx)
+    assert want.abs().mean() > 1e-3
+    assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+    assert (other - want).abs().max() > 1e-2 * want.abs().max()     # a 4-block model not grown differs
+    with pytest.raises(SystemExit, match="only growing"):
+        train.grow(big.state_dict(), small)
