@@ -266,7 +266,7 @@ def test_fade_template_inversion_check_is_one_group_away(fe):
     # The Note renders with the space after each code span (the renderer lost it at hard line breaks).
     note = page.evaluate("""[...document.querySelectorAll('.comfy-markdown, .tiptap, .ProseMirror')]
         .map((e) => e.innerText).join(' ')""")
-    assert "`refine` 2 makes" not in note and "refine 2 makes" in note and "plain ddim sampler" in note, note[:400]
+    assert "`refine` 6 (the" not in note and "refine 6 (the" in note and "plain ddim sampler" in note, note[:400]
     ids = {str(n["id"]) for n in check}
     assert not ids & set(frontend.graph_to_prompt(page)), "a bypassed group must not be queued"
 

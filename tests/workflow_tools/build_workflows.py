@@ -169,8 +169,9 @@ FADE_NOTE = "\n".join([
     "",
     "**What runs**",
     "",
-    "1. **DDIM Invert** walks the model backwards along the edit's own schedule (empty prompt, cfg 1). `refine` 2 "
-    "makes it nearly exact (one extra model call per step each).",
+    "1. **DDIM Invert** walks the model backwards along the edit's own schedule (empty prompt, cfg 1). `refine` 6 "
+    "(the node's default) makes it nearly exact, each refinement one extra model call per step; 0 is plain DDIM "
+    "inversion, fastest and least exact (1 and 2 are no better than 0: README, measured effect).",
     "2. **Sketch-Block Spectrum Guide**: for the first 60% of the steps the low frequencies of the first 4 blocks' "
     "attention features are pulled toward the source: layout and motion stay, the target prompt changes the "
     "content. Strength 1 is a good start; raise it if the layout drifts, lower it if the edit is too weak.",
@@ -286,7 +287,8 @@ FADE_A14B_NOTE = "\n".join([
     "",
     "* " + PAIR_LINE,
     "* **DDIM Invert** gets both experts and the same `boundary`: each inversion step is made by the expert that "
-    "samples that step, so the edit starts exactly on the inverted latent. `refine` 2 makes it nearly exact.",
+    "samples that step, so the edit starts exactly on the inverted latent. `refine` 6 (the default) makes it "
+    "nearly exact.",
     "* **Sketch-Block Spectrum Guide** on the high-noise expert guides both: at each step the sketch features come "
     "from the expert sampling that step (first 4 blocks, first 60% of the steps, across the switch).",
     "* **Modulated DDIM Sampler** in SamplerCustomAdvanced, from DDIM Invert's `noise`, on the same SIGMAS.",
@@ -355,7 +357,7 @@ def fade_workflow(node_classes, expert_pair=False) -> dict:
     col = Column(g, 0, row2 + 40)
     sigmas = col.add("BasicScheduler", 106, widgets={"scheduler": "simple", "steps": 30, "denoise": 1.0})
     g.link(model, "MODEL", sigmas, "model")
-    invert_widgets = {"cfg": 1.0, "refine": 2, "boundary": 0.875} if expert_pair else {"cfg": 1.0, "refine": 2}
+    invert_widgets = {"cfg": 1.0, "refine": 6, "boundary": 0.875} if expert_pair else {"cfg": 1.0, "refine": 6}
     invert = col.add("FADE_DDIMInvert", 174 if expert_pair else 150, color=FADE_COLOR, widgets=invert_widgets)
     g.link(model, "MODEL", invert, "model")
     if expert_pair:
