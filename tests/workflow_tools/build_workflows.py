@@ -357,7 +357,8 @@ def fade_workflow(node_classes, expert_pair=False) -> dict:
     col = Column(g, 0, row2 + 40)
     sigmas = col.add("BasicScheduler", 106, widgets={"scheduler": "simple", "steps": 30, "denoise": 1.0})
     g.link(model, "MODEL", sigmas, "model")
-    invert_widgets = {"cfg": 1.0, "refine": 6, "boundary": 0.875} if expert_pair else {"cfg": 1.0, "refine": 6}
+    # refine is left to the node's default, so the workflows follow it when the benchmark moves it
+    invert_widgets = {"cfg": 1.0, "boundary": 0.875} if expert_pair else {"cfg": 1.0}
     invert = col.add("FADE_DDIMInvert", 174 if expert_pair else 150, color=FADE_COLOR, widgets=invert_widgets)
     g.link(model, "MODEL", invert, "model")
     if expert_pair:
