@@ -16,8 +16,9 @@ CHECKPOINT = EFFICACY_DIR / "model" / "tiny_wan_shapes.safetensors"
 pytestmark = pytest.mark.skipif(not CHECKPOINT.is_file(), reason=f"no efficacy fixture at {CHECKPOINT}")
 
 
-def _load_run():
-    spec = importlib.util.spec_from_file_location("efficacy_run", EFFICACY_DIR / "run.py")
+def _load(script):
+    """bench/efficacy/<script>.py as a module (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"efficacy_{script}", EFFICACY_DIR / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -28,7 +29,7 @@ def eff(comfy):
     import torch
     threads = torch.get_num_threads()
     torch.set_num_threads(min(threads, 2))
-    run = _load_run()
+    run = _load("run")
     env = run.Env(CHECKPOINT)
     yield run, env
     torch.set_num_threads(threads)
@@ -112,9 +113,7 @@ def test_growing_the_model_deeper_keeps_its_function(comfy, monkeypatch):
     import comfy.cli_args
     import torch
     monkeypatch.setattr(comfy.cli_args.args, "cpu", comfy.cli_args.args.cpu)    # build() sets it
-    spec = importlib.util.spec_from_file_location("efficacy_train", EFFICACY_DIR / "train.py")
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    train = _load("train")
     monkeypatch.setitem(train.CONFIG, "num_layers", 2)
     small = train.build(0)
     with torch.no_grad():
