@@ -144,3 +144,26 @@ def test_growing_the_model_deeper_keeps_its_function(comfy, monkeypatch):
     assert (other - want).abs().max() > 1e-2 * want.abs().max()     # a 4-block model not grown differs
     with pytest.raises(SystemExit, match="only growing"):
         train.grow(big.state_dict(), small)
+
+
+def test_focused_training_sigmas_move_the_share_asked_for(comfy, monkeypatch):
+    """train.py --focus-fraction: that share of the sigmas lands in [--focus-sigma, 1], the rest keeps the usual
+    uniform + shifted mix, and 0 leaves the draws as they were."""
+    import comfy.cli_args
+    import comfy.model_sampling
+    import torch
+    monkeypatch.setattr(comfy.cli_args.args, "cpu", comfy.cli_args.args.cpu)
+    train = _load("train")
+    ms = comfy.model_sampling.ModelSamplingDiscreteFlow()
+    ms.set_parameters(shift=train.TRAIN_SHIFT, multiplier=1000)
+    n = 20000
+
+    def draw(**kw):
+        return train.training_sigmas(torch.Generator().manual_seed(0), n, ms, **kw)
+
+    usual, focused = draw(), draw(focus_sigma=0.85, focus_fraction=0.5)
+    assert 0.0 < float(usual.min()) and float(usual.max()) <= 1.0
+    usual_share = float((usual >= 0.85).float().mean())
+    assert 0.2 <= usual_share <= 0.3          # uniform 0.15 and shift-3 0.35, half each
+    assert abs(float((focused >= 0.85).float().mean()) - (0.5 + 0.5 * usual_share)) <= 0.02
+    assert torch.equal(draw(focus_fraction=0.0), usual)
