@@ -131,7 +131,7 @@ def save(ema, step, seconds, args, losses):
     os.replace(tmp, OUT / (args.name + ".safetensors"))
     meta = dict(config=CONFIG, train_shift=TRAIN_SHIFT, seed=args.seed, step=step, batch=args.batch, lr=args.lr,
                 decay=args.decay, init=args.init and Path(args.init).name,
-                ema=args.ema, focus_sigma=args.focus_sigma, focus_fraction=args.focus_fraction,
+                ema=args.ema, bf16=args.bf16, compile=args.compile, focus_sigma=args.focus_sigma, focus_fraction=args.focus_fraction,
                 seconds=round(seconds), threads=torch.get_num_threads(),
                 params=sum(v.numel() for v in sd.values()), frames=clips.FRAMES, size=clips.SIZE,
                 colours=list(clips.COLOURS), shapes=list(clips.SHAPES), context_seed=clips.CONTEXT_SEED,
@@ -156,6 +156,10 @@ def main():
     ap.add_argument("--focus-sigma", type=float, default=0.85, help="lower end of the focused sigma range")
     ap.add_argument("--focus-fraction", type=float, default=0.0,
                     help="share of each batch drawn from U(--focus-sigma, 1) instead of the usual mix")
+    ap.add_argument("--bf16", action="store_true",
+                    help="bfloat16 autocast for the forward pass (weights, EMA and optimiser stay fp32); with "
+                         "--compile about 1.9x faster per step on a CPU with AMX")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the network (about a minute to start)")
     ap.add_argument("--decay", choices=("none", "cosine"), default="none",
                     help="learning-rate schedule after warm-up (cosine: to lr/10 at --minutes)")
     args = ap.parse_args()
@@ -172,6 +176,7 @@ def main():
         from safetensors.torch import load_file
         model.load_state_dict(grow({k: v.float() for k, v in load_file(args.init).items()}, model))
     ema = copy.deepcopy(model).requires_grad_(False)
+    net = torch.compile(model) if args.compile else model     # shares model's parameters
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(args.seed + 1)
     OUT.mkdir(exist_ok=True)
@@ -193,8 +198,9 @@ def main():
         s = training_sigmas(gen, args.batch, ms, args.focus_sigma, args.focus_fraction)
         sb = s.view(-1, 1, 1, 1, 1)
         xt = (1 - sb) * x0 + sb * eps
-        v = model(xt, ms.timestep(s), ctx)
-        loss = torch.nn.functional.mse_loss(v, eps - x0)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            v = net(xt, ms.timestep(s), ctx)
+        loss = torch.nn.functional.mse_loss(v.float(), eps - x0)
         warm = min(1.0, (step + 1) / 300)
         if args.decay == "cosine":
             done = min(1.0, (time.time() - t0) / (args.minutes * 60))
