@@ -15,7 +15,7 @@ model and the new ones start as the identity (see grow()), so training resumes f
 
     OMP_NUM_THREADS=1 nohup python bench/efficacy/train.py --minutes 70 > /tmp/train.out 2>&1 &
     python bench/efficacy/train.py --init bench/efficacy/model/tiny_wan_shapes.safetensors --layers 9 \
-        --name tiny_wan_shapes_deeper --lr 3e-4 --decay cosine
+        --name tiny_wan_shapes_deeper --lr 3e-4 --decay cosine --bf16 --compile
 """
 import argparse
 import copy
@@ -131,7 +131,8 @@ def save(ema, step, seconds, args, losses):
     os.replace(tmp, OUT / (args.name + ".safetensors"))
     meta = dict(config=CONFIG, train_shift=TRAIN_SHIFT, seed=args.seed, step=step, batch=args.batch, lr=args.lr,
                 decay=args.decay, init=args.init and Path(args.init).name,
-                ema=args.ema, bf16=args.bf16, compile=args.compile, focus_sigma=args.focus_sigma, focus_fraction=args.focus_fraction,
+                ema=args.ema, bf16=args.bf16, compile=args.compile,
+                focus_sigma=args.focus_sigma, focus_fraction=args.focus_fraction,
                 seconds=round(seconds), threads=torch.get_num_threads(),
                 params=sum(v.numel() for v in sd.values()), frames=clips.FRAMES, size=clips.SIZE,
                 colours=list(clips.COLOURS), shapes=list(clips.SHAPES), context_seed=clips.CONTEXT_SEED,
