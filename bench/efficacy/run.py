@@ -434,9 +434,10 @@ def main(argv=None):
     srcs = sources(4 if q else 12, seed=7)
     strip = []
     if "gate" in sections:
-        gate_seeds = [int(v) for v in args.gate_seeds.split(",")] if args.gate_seeds else [1] if q else [1, 2, 3]
-        g = section_gate(env, 4 if q else 8, gate_seeds)
-        g["seeds"] = gate_seeds
+        default_seeds = [1] if q else [1, 2, 3]
+        seeds = [int(v) for v in args.gate_seeds.split(",")] if args.gate_seeds else default_seeds
+        g = section_gate(env, 4 if q else 8, seeds)
+        g["seeds"], g["held_out"] = seeds, seeds != default_seeds
         result["gate"] = g
         gate_at = len(md)
         md.append("")
@@ -472,7 +473,7 @@ def main(argv=None):
         checks = gate_checks(g)
         g["passed"] = all(ok for _, ok in checks.values()) if sdedit else None
         fmt = lambda v: "not run" if v is None else f"{v:.2f}"     # noqa: E731
-        held_out = "" if g["seeds"] == ([1] if q else [1, 2, 3]) else f" (held-out noise seeds {g['seeds']})"
+        held_out = f" (held-out noise seeds {g['seeds']})" if g["held_out"] else ""
         md[gate_at] = (f"### Quality gate{held_out}\n\n"
                        "| samples | colour acc. | shape acc. | object in every frame | path residual "
                        "px (training data) | in-place recolour (SDEdit 0.5) | plain inverted edit success |\n"
