@@ -270,13 +270,14 @@ def section_inversion(env, srcs, steps_list, refines):
     table = {}
     for steps in steps_list:
         for refine in refines:
-            vals = []
+            vals, plain_kept = [], 0
             for s in srcs:
-                noise, _ = env.invert(s["latent"], steps, refine)
+                noise, trajectory = env.invert(s["latent"], steps, refine)
                 rec = env.sample(env.model, env.empty, noise, s["latent"], env.sigmas(steps), "ddim", 1.0)
                 vals.append(psnr(decode_raw(rec), s["pix"]))
+                plain_kept += sum(trajectory.report.used_plain or []) if trajectory.report else 0
             table[f"{steps}x{refine}"] = dict(steps=steps, refine=refine, psnr=sum(vals) / len(vals),
-                                              psnr_min=min(vals))
+                                              psnr_min=min(vals), plain_kept=plain_kept)
             log(f"inversion steps {steps} refine {refine}: {table[f'{steps}x{refine}']['psnr']:.1f} dB")
     return table
 
@@ -387,7 +388,8 @@ def md_table(rows, cols, fmt):
 
 
 def _cell(row):
-    return f"{row['psnr']:.1f} / {row['psnr_min']:.1f}"
+    kept = row.get("plain_kept", 0)
+    return f"{row['psnr']:.1f} / {row['psnr_min']:.1f}" + (f" ({kept} plain)" if kept else "")
 
 
 def write_strip(path, rows):
@@ -447,7 +449,8 @@ def main(argv=None):
         result["inversion"] = inv
         steps_list = sorted({v["steps"] for v in inv.values()})
         refines = sorted({v["refine"] for v in inv.values()})
-        md.append("### DDIM Invert round trip (pixel PSNR dB, mean / worst clip)\n\n| steps | "
+        md.append("### DDIM Invert round trip (pixel PSNR dB, mean / worst clip; (n plain): clips on which the "
+                  "round-trip check kept plain DDIM)\n\n| steps | "
                   + " | ".join(f"refine {r}" for r in refines) + " |\n|---|" + "---|" * len(refines) + "\n"
                   + "".join(f"| {s} | " + " | ".join(_cell(inv[f"{s}x{r}"]) for r in refines) + " |\n"
                             for s in steps_list))

@@ -25,7 +25,15 @@ at one model call each. The flow form above is g(x_i), the first fixed-point ite
 contracts by the spectral radius of (s_{i+1} - s_i) / s_{i+1} * (1 - D'), which is large on the first step up from
 sigma 0 (there g(y) = x + y - D(y): 1 - D' ~ 0.55 on Gaussian data at shift 8 and 10 steps), so the iterates are
 combined by Anderson acceleration (type II over the last few residuals, per batch item, with the plain step where
-the residual grew). Nothing here divides by (1 - s).
+the residual grew). Nothing guarantees convergence of that iteration: where the model's velocity is steep, the
+last extrapolation can land far off, and even exact steps can compound badly (below).
+
+The exact-step inverse of a clean source drifts toward (1 - s) x0, a faint noise-free copy of it that is far from
+what the model saw in training at high sigma; on a model that is unstable there, a step's error is amplified on the
+way down. Per-step safeguards cannot see that (returning each step's best-residual iterate instead of the last
+extrapolation was measured and lost accuracy on both trained models), so `euler_descent` and `relative_error` let
+the runtime verify the whole trajectory by one round trip and keep, per item, whichever of the refined and the plain
+inversion reproduces the source better. Nothing here divides by (1 - s).
 """
 from __future__ import annotations
 
@@ -128,6 +136,34 @@ def inversion_step(x: torch.Tensor, sigma: float, sigma_next: float, denoise: De
         y, residual = _anderson(points, images, residual)
         points, images = (points + [y])[-ANDERSON_HISTORY - 1:], (images + [fixed_point_map(y)])[-ANDERSON_HISTORY - 1:]
     return _anderson(points, images, residual)[0]
+
+
+def euler_descent(x: torch.Tensor, descending: torch.Tensor, denoise: Denoiser,
+                  on_model_call: Optional[Callable[[], None]] = None,
+                  on_step: Optional[Callable[[torch.Tensor], None]] = None) -> torch.Tensor:
+    """The sampler's own path down a descending schedule from x (DDIM eta = 0 == Euler; one model call a step):
+    the round trip that checks an inversion. on_model_call runs before each call, on_step(x) after each step."""
+    levels = descending.to(x.device, x.dtype)
+    for i in range(levels.shape[-1] - 1):
+        if on_model_call is not None:
+            on_model_call()
+        x = euler_step(x, denoise(x, levels[i].expand(x.shape[0])), levels[i], levels[i + 1])
+        if on_step is not None:
+            on_step(x)
+    return x
+
+
+def relative_error(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """|estimate - target| / |target| per batch item (float64)."""
+    b = target.shape[0]
+    diff = (estimate - target).reshape(b, -1).to(torch.float64).norm(dim=1)
+    return diff / target.reshape(b, -1).to(torch.float64).norm(dim=1).clamp_min(1e-30)
+
+
+def choose_per_item(use_second: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """second where use_second[b] else first, per batch item."""
+    mask = use_second.to(first.device).reshape((-1,) + (1,) * (first.ndim - 1))
+    return torch.where(mask, second.to(first.dtype), first)
 
 
 def ascending(sigmas: torch.Tensor) -> torch.Tensor:

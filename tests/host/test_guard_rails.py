@@ -434,3 +434,23 @@ def test_second_guide_replaces_the_first(rig):
 
 def test_catalogue_is_at_least_30_bad_inputs():
     assert len(ERRORS) + 3 >= 30
+
+
+@pytest.mark.parametrize("refine", [0, 2])
+def test_ddim_invert_progress_counts_every_pass(comfy, refine):
+    """One bar over everything DDIM Invert runs: the inversion (1 + refine calls a step), the round trip that checks
+    a refined one (1 a step) and, where that trip misses the source by over 1 %, plain DDIM and its round trip."""
+    prompt = good_prompt(tm.write_unet("wan21"))
+    prompt["inv"]["inputs"]["refine"] = refine
+    res = harness.run_prompt(only(prompt, "inv"))
+    report = res.output("inv", 1).report
+    compared = report.plain_error is not None
+    assert (report.refined_error is not None) == (refine > 0)
+    # the tiny random model's 2-step round trip misses by more than 1 % (refined 7.9 %, plain 36 %): compared
+    assert compared == (refine > 0)
+    want = STEPS * (1 + refine) + (STEPS if refine else 0) + (2 * STEPS if compared else 0)
+    events = [(d["value"], d["max"]) for d in res.progress("inv")]
+    assert events[-1] == (want, want)
+    assert [v for v, _ in events] == sorted(v for v, _ in events)      # never runs backwards
+    if compared:
+        assert report.used_plain == [False] and report.summary().startswith("DDIM Invert round trip")
