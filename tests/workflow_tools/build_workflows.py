@@ -171,7 +171,8 @@ FADE_NOTE = "\n".join([
     "",
     "1. **DDIM Invert** walks the model backwards along the edit's own schedule (empty prompt, cfg 1). `refine` 6 "
     "(the node's default) makes it nearly exact, each refinement one extra model call per step; 0 is plain DDIM "
-    "inversion, fastest and least exact (1 and 2 are no better than 0: README, measured effect).",
+    "inversion, fastest and least exact. Above 0 the node checks its result by one round trip and keeps plain "
+    "inversion where that rebuilds the source better, so refining never does worse than 0.",
     "2. **Sketch-Block Spectrum Guide**: for the first 60% of the steps the low frequencies of the first 4 blocks' "
     "attention features are pulled toward the source: layout and motion stay, the target prompt changes the "
     "content. Strength 1 is a good start; raise it if the layout drifts, lower it if the edit is too weak.",
