@@ -275,7 +275,7 @@ def section_inversion(env, srcs, steps_list, refines):
                 noise, trajectory = env.invert(s["latent"], steps, refine)
                 rec = env.sample(env.model, env.empty, noise, s["latent"], env.sigmas(steps), "ddim", 1.0)
                 vals.append(psnr(decode_raw(rec), s["pix"]))
-                plain_kept += sum(trajectory.report.used_plain or []) if trajectory.report else 0
+                plain_kept += sum(trajectory.report.used_plain or [])
             table[f"{steps}x{refine}"] = dict(steps=steps, refine=refine, psnr=sum(vals) / len(vals),
                                               psnr_min=min(vals), plain_kept=plain_kept)
             log(f"inversion steps {steps} refine {refine}: {table[f'{steps}x{refine}']['psnr']:.1f} dB")

@@ -204,7 +204,7 @@ class _Inverter:
         self.parts = inversion_parts(model, ddim.ascending(sigmas), low_noise_model, boundary)
         self.store = comfy.model_management.intermediate_device()
         self.steps = sigmas.numel() - 1
-        self.total = self.steps * (1 + int(refine)) + (self.steps if refine > 0 else 0)
+        self.total = self.steps * (1 + refine) + (self.steps if refine > 0 else 0)   # grows if plain DDIM is compared
         self.preview = latent_preview.prepare_callback(model, self.total)
         self.disable_pbar = not comfy.utils.PROGRESS_BAR_ENABLED
         self.done = 0
@@ -223,26 +223,23 @@ class _Inverter:
             self._guider(patcher).sample(torch.zeros_like(self.samples), self.samples, sampler, part,
                                          callback=callback, disable_pbar=self.disable_pbar, seed=0)
             latents = sampler.latents
-            self.done += (part.shape[-1] - 1) * (1 + int(refine))
+            self.done += (part.shape[-1] - 1) * (1 + refine)
         return latents
 
     def round_trip(self, top: torch.Tensor) -> torch.Tensor:
         """The source as the sampler rebuilds it from the inverted top, each step by the expert that inverted it."""
         x = top
         for patcher, part in reversed(self.parts):
-            def on_step(latent):
-                if self.preview is not None:
-                    self.preview(self.done, latent, latent, self.total)
-                self.done += 1
-            sampler = RoundTripSampler(x, on_step)
+            sampler = RoundTripSampler(x, self._count_step)
             self._guider(patcher).sample(torch.zeros_like(self.samples), self.samples, sampler, part.flip(0),
                                          disable_pbar=self.disable_pbar, seed=0)
             x = sampler.result
         return x.to(self.store)
 
-    def grow(self, calls: int):
-        """More calls than announced (the comparison with plain DDIM): the bar's total grows."""
-        self.total += calls
+    def _count_step(self, latent):
+        if self.preview is not None:
+            self.preview(self.done, latent, latent, self.total)
+        self.done += 1
 
 
 def invert(model, conditioning, samples: torch.Tensor, sigmas: torch.Tensor, cfg: float, refine: int,
@@ -268,7 +265,7 @@ def invert(model, conditioning, samples: torch.Tensor, sigmas: torch.Tensor, cfg
         refined_error = ddim.relative_error(run.round_trip(latents[-1]), source)
         report.refined_error = refined_error.tolist()
         if bool((refined_error > ROUND_TRIP_ACCEPT).any()):
-            run.grow(2 * run.steps)
+            run.total += 2 * run.steps
             plain = run.invert(0)
             plain_error = ddim.relative_error(run.round_trip(plain[-1]), source)
             use_plain = plain_error < refined_error
