@@ -75,46 +75,13 @@ def test_fade_halves_the_trajectory_error_of_a_plain_inverted_edit(eff):
     # with FADE (the phase-2 model: 5.17 / 0.90 px, 0.25 / 1.00). On its first 6 sources alone the success gain
     # was only +0.33, so the slice takes all 12.
     run, env = eff
-    settings = [("plain inverted", None),
-                ("fade", dict(normalisation="unit", strength=1.0, sketch_blocks=4))]
-    run_fade = _fade_only(run, env, settings)
-    plain, fade = run_fade["plain inverted"], run_fade["fade"]
+    got = run.fade_batch(env, run.sources(12, seed=7), run.INVERT_REFINE,
+                         [("plain inverted", None), ("fade", run.FADE_DEFAULT)])
+    plain, fade = got["plain inverted"], got["fade"]
     assert fade["traj_err"] <= 0.5 * plain["traj_err"]
     assert fade["success"] >= plain["success"] + 0.4
     assert fade["colour_ok"] >= 0.8
     assert fade["bg_psnr"] >= plain["bg_psnr"] - 3.0
-
-
-def _fade_only(run, env, settings):
-    """The FADE section's edits for `settings` on its 12 sources (no SDEdit / fresh-noise rows), run as one batch
-    of 12: the pack inverts and guides per batch item (Anderson refinement and FADE's normalisation are per item),
-    so each item's metrics equal run.py's one-source-at-a-time loop (measured: trajectory error 6.13 / 1.03 px,
-    success 0.33 / 0.92 either way, inverted noise within 5e-5) in 35 s instead of 61 s on two threads."""
-    import torch
-    clips = run.clips
-    srcs = run.sources(12, seed=7)
-    sigmas = env.sigmas(run.EDIT_STEPS)
-    box = env.filter("box", 0.67, 1.0)
-    modulated = env.node("FADE_ModulatedDDIMSampler", blend_fraction=0.7)[0]
-    latent = torch.cat([s["latent"] for s in srcs])
-    noise, trajectory = env.invert(latent, run.EDIT_STEPS, run.INVERT_REFINE)
-
-    def prompts(colour_key):
-        return [[torch.cat([clips.context(s[colour_key], s["shape"]) for s in srcs]), {}]]
-
-    out = {}
-    for name, cfgd in settings:
-        model = env.model
-        if cfgd:
-            model = env.node("FADE_SketchSpectrumGuide", model=env.model, trajectory=trajectory,
-                             source_conditioning=prompts("colour"), filter=box, guided_fraction=0.6,
-                             feature="attention", spectrum="2d", ratio_min=0.33, ratio_max=3.0, **cfgd)[0]
-        with torch.inference_mode():
-            edited = env.sample(model, prompts("target"), noise, latent, sigmas, modulated, run.EDIT_CFG)
-        assert edited.shape[0] == len(srcs)
-        out[name] = run.mean_of([run.edit_metrics(s["pix"], run.analyse(s["pix"]), run.decode_raw(edited[i:i + 1]),
-                                                  s["target"]) for i, s in enumerate(srcs)])
-    return out
 
 
 def test_freeinit_default_stays_within_the_drift_guards(eff):
