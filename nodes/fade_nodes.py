@@ -51,7 +51,8 @@ class DDIMInvert(io.ComfyNode):
                                      "a video it leaves over 1 % off the source is also inverted plainly and "
                                      "keeps the better, so refining is never worse than 0. On the pack's tiny "
                                      "trained Wan at 20 steps (README, measured effect), pixel PSNR: refine 0 32.5 "
-                                     "dB, 2 36.3, 4 48.0, 6 (the default) 54.0."),
+                                     "dB, 2 36.3, 4 48.0, 6 (the default) 54.0. 6 is for FADE edits; for an edit without "
+                                     "FADE's guide use 0 (from an exact inversion the new prompt moves the object)."),
                 io.Conditioning.Input("negative", optional=True,
                                       tooltip="Negative prompt for inversion guidance, needed only when cfg != 1."),
                 io.Model.Input("low_noise_model", optional=True,
