@@ -296,6 +296,20 @@ def fade_settings(quick):
     return out
 
 
+def guided(env, trajectory, source_conditioning, box, cfgd, guided_fraction):
+    """env.model, or with cfgd (guide inputs) FADE's guide on it as the benchmark's edits configure it."""
+    if cfgd is None:
+        return env.model
+    return env.node("FADE_SketchSpectrumGuide", model=env.model, trajectory=trajectory,
+                    source_conditioning=source_conditioning, filter=box, guided_fraction=guided_fraction,
+                    feature="attention", spectrum="2d", ratio_min=0.33, ratio_max=3.0, **cfgd)[0]
+
+
+EDIT_COLUMNS = [("traj_err", "trajectory error px"), ("iou", "IoU"), ("bg_psnr", "background PSNR dB"),
+                ("colour_ok", "new colour"), ("success", "edit success")]
+EDIT_FORMATS = {"traj_err": "{:.2f}", "iou": "{:.2f}", "bg_psnr": "{:.1f}", "colour_ok": "{:.2f}", "success": "{:.2f}"}
+
+
 def section_fade(env, srcs, quick, refine=INVERT_REFINE, steps=EDIT_STEPS, guided_fraction=0.6):
     """Colour edits (same shape, new colour) from the inverted sources."""
     sigmas = env.sigmas(steps)
@@ -308,12 +322,7 @@ def section_fade(env, srcs, quick, refine=INVERT_REFINE, steps=EDIT_STEPS, guide
         target = env.cond(s["target"], s["shape"])
         noise, trajectory = env.invert(s["latent"], steps, refine)
         for name, cfgd in fade_settings(quick):
-            model = env.model
-            if cfgd is not None:
-                model = env.node("FADE_SketchSpectrumGuide", model=env.model, trajectory=trajectory,
-                                 source_conditioning=env.cond(s["colour"], s["shape"]), filter=box,
-                                 guided_fraction=guided_fraction, feature="attention", spectrum="2d",
-                                 ratio_min=0.33, ratio_max=3.0, **cfgd)[0]
+            model = guided(env, trajectory, env.cond(s["colour"], s["shape"]), box, cfgd, guided_fraction)
             out = env.sample(model, target, noise, s["latent"], sigmas, modulated, EDIT_CFG)
             per.setdefault(name, []).append(edit_metrics(s["pix"], src, decode_raw(out), s["target"]))
             if i == 0:
@@ -343,22 +352,19 @@ def fade_batch(env, srcs, refine, settings, steps=EDIT_STEPS, guided_fraction=0.
     modulated = env.node("FADE_ModulatedDDIMSampler", blend_fraction=0.7)[0]
     latent = torch.cat([s["latent"] for s in srcs])
     noise, trajectory = env.invert(latent, steps, refine)
+    analysed = [analyse(s["pix"]) for s in srcs]
 
     def prompts(colour_key):
         return [[torch.cat([clips.context(s[colour_key], s["shape"]) for s in srcs]), {}]]
 
     out = {}
     for name, cfgd in settings:
-        model = env.model
-        if cfgd:
-            model = env.node("FADE_SketchSpectrumGuide", model=env.model, trajectory=trajectory,
-                             source_conditioning=prompts("colour"), filter=box, guided_fraction=guided_fraction,
-                             feature="attention", spectrum="2d", ratio_min=0.33, ratio_max=3.0, **cfgd)[0]
+        model = guided(env, trajectory, prompts("colour"), box, cfgd, guided_fraction)
         edited = env.sample(model, prompts("target"), noise, latent, sigmas, modulated, EDIT_CFG)
         if edited.shape[0] != len(srcs):
             raise RuntimeError(f"{len(srcs)} sources came back as {edited.shape[0]} edits")
-        out[name] = mean_of([edit_metrics(s["pix"], analyse(s["pix"]), decode_raw(edited[i:i + 1]), s["target"])
-                             for i, s in enumerate(srcs)])
+        out[name] = mean_of([edit_metrics(s["pix"], a, decode_raw(edited[i:i + 1]), s["target"])
+                             for i, (s, a) in enumerate(zip(srcs, analysed))])
     return out
 
 
@@ -377,8 +383,8 @@ def section_edit_inversion(env, seeds, refines, n=12):
             for name, row in got.items():
                 per.setdefault(name, []).append(row)
         for name, rows in per.items():
-            table[f"refine {refine}, {name}"] = mean_of(rows)
-            log(f"edit inversion refine {refine} {name}: trajectory {table[f'refine {refine}, {name}']['traj_err']:.2f}")
+            row = table[f"refine {refine}, {name}"] = mean_of(rows)
+            log(f"edit inversion refine {refine} {name}: trajectory {row['traj_err']:.2f}")
     return table
 
 
@@ -510,10 +516,7 @@ def main(argv=None):
         table, first = section_fade(env, srcs, q)
         result["fade"] = table
         heading = f"### FADE colour edit (same shape, new colour; inverted with refine {INVERT_REFINE}, the default)"
-        md.append(heading + "\n\n" + md_table(
-            table, [("traj_err", "trajectory error px"), ("iou", "IoU"), ("bg_psnr", "background PSNR dB"),
-                    ("colour_ok", "new colour"), ("success", "edit success")],
-            {"traj_err": "{:.2f}", "iou": "{:.2f}", "bg_psnr": "{:.1f}", "colour_ok": "{:.2f}", "success": "{:.2f}"}))
+        md.append(heading + "\n\n" + md_table(table, EDIT_COLUMNS, EDIT_FORMATS))
         s0 = srcs[0]
         strip += [(f"source ({s0['colour']})", s0["pix"])]
         for name in ("plain inverted", "FADE unit K4 s4", "FADE unit K4 s1"):
@@ -543,11 +546,7 @@ def main(argv=None):
         table = section_edit_inversion(env, seeds, [0, 6] if q else [0, 2, 6], n=4 if q else 12)
         result["edit_inversion"] = table
         md.append(f"### Edits by DDIM Invert refine ({len(seeds) * (4 if q else 12)} sources, source seeds {seeds}; "
-                  "plain inverted edit and FADE at its default)\n\n" + md_table(
-                      table, [("traj_err", "trajectory error px"), ("iou", "IoU"), ("bg_psnr", "background PSNR dB"),
-                              ("colour_ok", "new colour"), ("success", "edit success")],
-                      {"traj_err": "{:.2f}", "iou": "{:.2f}", "bg_psnr": "{:.1f}", "colour_ok": "{:.2f}",
-                       "success": "{:.2f}"}))
+                  "plain inverted edit and FADE at its default)\n\n" + md_table(table, EDIT_COLUMNS, EDIT_FORMATS))
     if "freeinit" in sections:
         names = list(clips.COLOURS)
         prompts = [(names[i % 4], clips.SHAPES[i % 2]) for i in range(2 if q else 4)]
