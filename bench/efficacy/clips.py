@@ -77,6 +77,41 @@ def random_clip(gen, size=SIZE, frames=FRAMES, n_objects=1, texture=0.0, colour=
     return Clip(objs, texture, phase)
 
 
+def random_params(gen, n, size=SIZE, frames=FRAMES):
+    """n single-object, untextured clips drawn from random_clip's distribution (same ranges, not the same random
+    stream) as tensors, for render_batch: colour and shape indices [n], half size r [n], start p0 and velocity v
+    [n, 2] (x, y)."""
+    colour = torch.randint(len(COLOURS), (n,), generator=gen)
+    shape = torch.randint(len(SHAPES), (n,), generator=gen)
+    r = RADIUS[0] + (RADIUS[1] - RADIUS[0]) * torch.rand(n, generator=gen)
+    lo, span = r + 1.0, size - 2.0 - 2 * r
+    ends = lo[:, None, None] + span[:, None, None] * torch.rand(n, 2, 2, generator=gen)    # [n, start|end, x|y]
+    return dict(colour=colour, shape=shape, r=r, p0=ends[:, 0], v=(ends[:, 1] - ends[:, 0]) / (frames - 1))
+
+
+def params_to_clips(params):
+    """random_params' tensors as Clip objects (what render() and the benchmark's analysis take)."""
+    return [Clip([Obj(list(COLOURS)[int(c)], SHAPES[int(s)], float(r), tuple(p0.tolist()), tuple(v.tolist()))])
+            for c, s, r, p0, v in zip(params["colour"], params["shape"], params["r"], params["p0"], params["v"])]
+
+
+def render_batch(params, size=SIZE, frames=FRAMES):
+    """[n, T, H, W, 3] in [0, 1]: render() of random_params' clips, all at once on the tensors' device (training
+    on a GPU renders a batch of hundreds per step; clip by clip in Python that would cost more than the step)."""
+    r = params["r"]
+    dev = r.device
+    axis = torch.arange(size, device=dev, dtype=torch.float32) + 0.5
+    t = torch.arange(frames, device=dev, dtype=torch.float32)
+    centre = params["p0"][:, None] + params["v"][:, None] * t[None, :, None]        # [n, T, 2]
+    dx = axis.view(1, 1, 1, size) - centre[..., 0, None, None]                      # [n, T, 1, W]
+    dy = axis.view(1, 1, size, 1) - centre[..., 1, None, None]                      # [n, T, H, 1]
+    is_square = (params["shape"] == SHAPES.index("square")).view(-1, 1, 1, 1)
+    d = torch.where(is_square, torch.maximum(dx.abs(), dy.abs()), torch.sqrt(dx * dx + dy * dy))
+    a = (r.view(-1, 1, 1, 1) - d + 0.5).clamp(0, 1)[..., None]
+    rgb = torch.tensor(list(COLOURS.values()), device=dev)[params["colour"]].view(-1, 1, 1, 1, 3)
+    return (BACKGROUND * (1 - a) + rgb * a).clamp(0, 1)
+
+
 def coverage(shape, r, cx, cy, size=SIZE):
     """Anti-aliased coverage [H, W] of one shape (1-px soft edge, so sub-pixel motion is visible)."""
     ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
@@ -123,11 +158,13 @@ def context(colour=None, shape=None):
 
 # ------------------------------------------------------------------------------------------------ "VAE"
 def pixels_to_model(images):
-    """[T, H, W, 3] in [0, 1] -> model-space latent [1, 16, T, H/2, W/2]."""
-    x = ((images * 2 - 1) * LATENT_SCALE).permute(0, 3, 1, 2)    # T, 3, H, W
-    x = torch.nn.functional.pixel_unshuffle(x, 2)                # T, 12, H/2, W/2
-    x = torch.cat([x, torch.zeros_like(x[:, :4])], 1)            # T, 16, ...
-    return x.permute(1, 0, 2, 3)[None].contiguous()
+    """[T, H, W, 3] in [0, 1] -> model-space latent [1, 16, T, H/2, W/2]; a batch [B, T, H, W, 3] -> [B, 16, ...]."""
+    batch = images if images.ndim == 5 else images[None]
+    b, t, h, w, _ = batch.shape
+    x = ((batch.reshape(b * t, h, w, 3) * 2 - 1) * LATENT_SCALE).permute(0, 3, 1, 2)    # B*T, 3, H, W
+    x = torch.nn.functional.pixel_unshuffle(x, 2)                                     # B*T, 12, H/2, W/2
+    x = torch.cat([x, torch.zeros_like(x[:, :4])], 1)                                 # B*T, 16, ...
+    return x.reshape(b, t, 16, h // 2, w // 2).permute(0, 2, 1, 3, 4).contiguous()
 
 
 def model_to_pixels(latent):

@@ -150,3 +150,33 @@ def test_focused_training_sigmas_move_the_share_asked_for(comfy, monkeypatch):
     assert 0.2 <= usual_share <= 0.3          # uniform 0.15 and shift-3 0.35, half each
     assert abs(float((focused >= 0.85).float().mean()) - (0.5 + 0.5 * usual_share)) <= 0.02
     assert torch.equal(draw(focus_fraction=0.0), usual)
+
+
+@pytest.mark.skipif(not CANDIDATE.is_file(), reason=f"no candidate model at {CANDIDATE}")
+def test_a_gpu_round_training_run_saves_weights_comfyui_loads(comfy, monkeypatch, tmp_path):
+    """train.py as gpu_round.sh runs it (batched data, --out-dir, a warm start), on --device cpu for one step, on
+    every host (v0.8+'s comfy-kitchen RoPE has no backward of its own): the save is a diffusion model ComfyUI's own
+    loader detects as Wan 2.1, with the run's settings recorded."""
+    import comfy.cli_args
+    import comfy.sd
+    import comfy.utils
+    import torch
+    import comfy.model_management
+    monkeypatch.setattr(comfy.cli_args.args, "cpu", comfy.cli_args.args.cpu)
+    if hasattr(comfy.model_management, "in_training"):     # differentiable_host() sets ComfyUI's training switch
+        monkeypatch.setattr(comfy.model_management, "in_training", comfy.model_management.in_training)
+    train = _load("train")
+    monkeypatch.setattr("sys.argv", ["train.py", "--device", "cpu", "--data", "batched", "--batch", "2",
+                                     "--minutes", "0.001", "--init", str(CANDIDATE), "--layers", "9",
+                                     "--name", "round", "--out-dir", str(tmp_path), "--threads", "2"])
+    threads = torch.get_num_threads()
+    try:
+        train.main()
+    finally:
+        torch.set_num_threads(threads)
+    meta = json.loads((tmp_path / "round.json").read_text())
+    assert meta["step"] >= 1 and meta["data"] == "batched" and meta["device"] == "cpu"
+    sd = comfy.utils.load_torch_file(str(tmp_path / "round.safetensors"))
+    model = comfy.sd.load_diffusion_model_state_dict(sd)
+    assert type(model.model).__name__ == "WAN21" and len(model.model.diffusion_model.blocks) == 9
+    assert (tmp_path / "round.log").read_text().rstrip().endswith(f"done step {meta['step']}")
