@@ -106,18 +106,22 @@ def render_batch(params, size=SIZE, frames=FRAMES):
     dx = axis.view(1, 1, 1, size) - centre[..., 0, None, None]                      # [n, T, 1, W]
     dy = axis.view(1, 1, size, 1) - centre[..., 1, None, None]                      # [n, T, H, 1]
     is_square = (params["shape"] == SHAPES.index("square")).view(-1, 1, 1, 1)
-    d = torch.where(is_square, torch.maximum(dx.abs(), dy.abs()), torch.sqrt(dx * dx + dy * dy))
-    a = (r.view(-1, 1, 1, 1) - d + 0.5).clamp(0, 1)[..., None]
+    a = soft_edge(dx, dy, is_square, r.view(-1, 1, 1, 1))[..., None]
     rgb = torch.tensor(list(COLOURS.values()), device=dev)[params["colour"]].view(-1, 1, 1, 1, 3)
     return (BACKGROUND * (1 - a) + rgb * a).clamp(0, 1)
 
 
-def coverage(shape, r, cx, cy, size=SIZE):
-    """Anti-aliased coverage [H, W] of one shape (1-px soft edge, so sub-pixel motion is visible)."""
-    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
-    dx, dy = xs - cx, ys - cy
-    d = torch.maximum(dx.abs(), dy.abs()) if shape == "square" else torch.sqrt(dx * dx + dy * dy)
+def soft_edge(dx, dy, is_square, r):
+    """Coverage from pixel offsets to a shape's centre (broadcasting): a square's (Chebyshev) or a disc's distance,
+    with a 1-px soft edge, so sub-pixel motion is visible."""
+    d = torch.where(torch.as_tensor(is_square), torch.maximum(dx.abs(), dy.abs()), torch.sqrt(dx * dx + dy * dy))
     return (r - d + 0.5).clamp(0, 1)
+
+
+def coverage(shape, r, cx, cy, size=SIZE):
+    """Anti-aliased coverage [H, W] of one shape."""
+    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    return soft_edge(xs - cx, ys - cy, shape == "square", r)
 
 
 def render(clip, size=SIZE, frames=FRAMES):

@@ -155,7 +155,6 @@ def training_sigmas(gen, n, ms, focus_sigma=0.85, focus_fraction=0.0):
 def save(ema, step, seconds, args, losses):
     from safetensors.torch import save_file
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in ema.state_dict().items()}
     tmp = out / (args.name + ".tmp")
     save_file(sd, str(tmp), metadata={"step": str(step)})
@@ -227,8 +226,14 @@ def main():
     gen = torch.Generator().manual_seed(args.seed + 1)
     # the noise is drawn where it is used: a CPU draw of a GPU-sized batch would cost more than the step
     noise_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(args.seed + 2)
-    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    logf = open(Path(args.out_dir) / (args.name + ".log"), "w")
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logf = open(out_dir / (args.name + ".log"), "w")
+
+    def draw(g):
+        """One training batch (latents, contexts) on device, from generator g."""
+        x0, ctx = batch_rendered(g, args.batch, device) if args.data == "batched" else batch(g, args.batch)
+        return x0.to(device), ctx.to(device)
 
     def log(msg):
         line = f"{time.strftime('%H:%M:%S')} {msg}"
@@ -243,11 +248,10 @@ def main():
         t = time.time()
         try:
             warm_gen = torch.Generator().manual_seed(0)      # leaves the training stream as it was without it
-            x0, ctx = (batch_rendered(warm_gen, args.batch, device) if args.data == "batched"
-                       else batch(warm_gen, args.batch))
+            x0, ctx = draw(warm_gen)
             s = training_sigmas(warm_gen, args.batch, ms).to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-                v = net(x0.to(device), ms.timestep(s), ctx.to(device))
+                v = net(x0, ms.timestep(s), ctx)
             v.float().square().mean().backward()
             log(f"compiled in {time.time() - t:.0f} s")
         except Exception as e:      # noqa: BLE001 - any compiler failure
@@ -257,11 +261,7 @@ def main():
     t0 = last_save = time.time()
     losses, step = [], 0
     while time.time() - t0 < args.minutes * 60:
-        if args.data == "clips":
-            x0, ctx = batch(gen, args.batch)
-        else:
-            x0, ctx = batch_rendered(gen, args.batch, device)
-        x0, ctx = x0.to(device), ctx.to(device)
+        x0, ctx = draw(gen)
         eps = torch.randn(x0.shape, generator=noise_gen, device=noise_gen.device)
         s = training_sigmas(gen, args.batch, ms, args.focus_sigma, args.focus_fraction).to(device)
         sb = s.view(-1, 1, 1, 1, 1)

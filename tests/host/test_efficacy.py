@@ -160,10 +160,10 @@ def test_a_gpu_round_training_run_saves_weights_comfyui_loads(comfy, monkeypatch
     every host (v0.8+'s comfy-kitchen RoPE has no backward of its own): the save is a diffusion model ComfyUI's own
     loader detects as Wan 2.1, with the run's settings recorded."""
     import comfy.cli_args
+    import comfy.model_management
     import comfy.sd
     import comfy.utils
     import torch
-    import comfy.model_management
     monkeypatch.setattr(comfy.cli_args.args, "cpu", comfy.cli_args.args.cpu)
     if hasattr(comfy.model_management, "in_training"):     # differentiable_host() sets ComfyUI's training switch
         monkeypatch.setattr(comfy.model_management, "in_training", comfy.model_management.in_training)
